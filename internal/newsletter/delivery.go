@@ -1,0 +1,87 @@
+package newsletter
+
+import "time"
+
+// DeliveryStatus is where one reader's copy of one digest stands in the
+// ledger: queued → sending (under a lease) → sent | skipped | failed | unknown.
+// A sent copy may later turn bounced or complained through provider feedback.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryQueued     DeliveryStatus = "queued"
+	DeliverySending    DeliveryStatus = "sending"
+	DeliverySent       DeliveryStatus = "sent"
+	DeliverySkipped    DeliveryStatus = "skipped"
+	DeliveryFailed     DeliveryStatus = "failed"
+	DeliveryUnknown    DeliveryStatus = "unknown"
+	DeliveryBounced    DeliveryStatus = "bounced"
+	DeliveryComplained DeliveryStatus = "complained"
+)
+
+// DeliveryStatuses lists every delivery status.
+var DeliveryStatuses = []DeliveryStatus{
+	DeliveryQueued, DeliverySending, DeliverySent, DeliverySkipped,
+	DeliveryFailed, DeliveryUnknown, DeliveryBounced, DeliveryComplained,
+}
+
+// Settled reports whether no more sending will happen for the row.
+func (s DeliveryStatus) Settled() bool {
+	switch s {
+	case DeliverySent, DeliverySkipped, DeliveryFailed, DeliveryBounced, DeliveryComplained:
+		return true
+	}
+	return false
+}
+
+// Delivery is a ledger row: one reader's copy of one digest.
+type Delivery struct {
+	DigestID     string         `json:"digestId"`
+	SubscriberID string         `json:"subscriberId"`
+	Status       DeliveryStatus `json:"status"`
+	LeaseUntil   time.Time      `json:"leaseUntil,omitzero"` // while sending
+	Attempts     int            `json:"attempts"`
+	MessageID    string         `json:"messageId,omitempty"` // the provider's, once sent
+	Reason       string         `json:"reason,omitempty"`    // why skipped or failed
+	UpdatedAt    time.Time      `json:"updatedAt"`
+}
+
+// Counters are the number of ledger rows of a digest in each status.
+type Counters struct {
+	Total      int64 `json:"total"`
+	Queued     int64 `json:"queued"`
+	Sending    int64 `json:"sending"`
+	Sent       int64 `json:"sent"`
+	Skipped    int64 `json:"skipped"`
+	Failed     int64 `json:"failed"`
+	Unknown    int64 `json:"unknown"`
+	Bounced    int64 `json:"bounced"`
+	Complained int64 `json:"complained"`
+}
+
+// Add adds n to the counter of status s (and not to Total).
+func (c *Counters) Add(s DeliveryStatus, n int64) {
+	switch s {
+	case DeliveryQueued:
+		c.Queued += n
+	case DeliverySending:
+		c.Sending += n
+	case DeliverySent:
+		c.Sent += n
+	case DeliverySkipped:
+		c.Skipped += n
+	case DeliveryFailed:
+		c.Failed += n
+	case DeliveryUnknown:
+		c.Unknown += n
+	case DeliveryBounced:
+		c.Bounced += n
+	case DeliveryComplained:
+		c.Complained += n
+	}
+}
+
+// Settled returns the number of rows no longer in flight.
+func (c Counters) Settled() int64 {
+	return c.Sent + c.Skipped + c.Failed + c.Bounced + c.Complained
+}

@@ -1,0 +1,104 @@
+package newsletter
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DigestStatus is where a digest is in its life.
+type DigestStatus string
+
+// Digest statuses: a digest is built as a draft, goes out while sending and
+// ends sent once every reader's delivery is settled.
+const (
+	DigestDraft   DigestStatus = "draft"
+	DigestSending DigestStatus = "sending"
+	DigestSent    DigestStatus = "sent"
+)
+
+// MaxIntroLength is the longest editor's note a digest may carry.
+const MaxIntroLength = 2000
+
+// Digest is one edition of the newsletter for one frequency and period.
+type Digest struct {
+	ID        string       `json:"id"` // DigestID(frequency, period)
+	Frequency Frequency    `json:"frequency"`
+	Period    string       `json:"period"` // "2026-11-26" or "2026-W48"
+	Subject   string       `json:"subject"`
+	Intro     string       `json:"intro,omitempty"`
+	Articles  []Article    `json:"articles"` // a snapshot taken when the digest was built
+	Since     time.Time    `json:"since"`    // articles published after Since…
+	Until     time.Time    `json:"until"`    // …and at or before Until
+	Status    DigestStatus `json:"status"`
+
+	// FanoutCursor is where fan-out stopped in the list of readers; it
+	// advances only after a page of ledger rows was written and enqueued.
+	FanoutCursor string `json:"-"`
+	FanoutDone   bool   `json:"fanoutDone"`
+
+	CreatedAt     time.Time `json:"createdAt"`
+	SendStartedAt time.Time `json:"sendStartedAt,omitzero"`
+	SentAt        time.Time `json:"sentAt,omitzero"`
+}
+
+// Sections returns the sections the digest's articles cover, in order of
+// first appearance.
+func (d *Digest) Sections() []string {
+	var out []string
+	for _, a := range d.Articles {
+		for _, s := range a.Sections {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Period returns the period of frequency f that contains t in loc: the
+// local date for daily digests and the ISO week for weekly ones.
+func Period(f Frequency, t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	if f == Weekly {
+		y, w := t.ISOWeek()
+		return fmt.Sprintf("%04d-W%02d", y, w)
+	}
+	return t.Format("2006-01-02")
+}
+
+// DigestID returns the deterministic ID of the digest of frequency f for a
+// period, such as "daily-2026-11-26": a double click, a retried schedule and
+// a redelivered event all name the same digest.
+func DigestID(f Frequency, period string) string {
+	return string(f) + "-" + period
+}
+
+// ValidDigestID reports whether id has the shape DigestID produces, so that
+// junk never reaches a store key.
+func ValidDigestID(id string) bool {
+	f, period, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	switch Frequency(f) {
+	case Daily:
+		_, err := time.Parse("2006-01-02", period)
+		return err == nil
+	case Weekly:
+		var y, w int
+		n, err := fmt.Sscanf(period, "%04d-W%02d", &y, &w)
+		return err == nil && n == 2 && len(period) == 8 && w >= 1 && w <= 53
+	}
+	return false
+}
+
+// DefaultWindow is how far back the first digest of a frequency looks for
+// articles, when there is no previous digest to start from.
+func DefaultWindow(f Frequency) time.Duration {
+	if f == Weekly {
+		return 7 * 24 * time.Hour
+	}
+	return 24 * time.Hour
+}
