@@ -1,0 +1,101 @@
+// Package eml builds the MIME bytes of an email (an .eml file) from a
+// Message, with jordan-wright/email doing the multipart and
+// quoted-printable work.
+package eml
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/jordan-wright/email"
+)
+
+// Header is one extra header field, such as List-Unsubscribe.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Message is an email ready to send: addresses, subject, extra headers and
+// the finished text and HTML bodies. Every adapter that sends mail (SES,
+// SMTP, the outbox folder) takes a Message.
+type Message struct {
+	From      string   // "Site <news@example.com>"
+	To        string   // bare address
+	ReplyTo   string   // optional
+	Subject   string   // any text: it is Q-encoded, and CR/LF are refused
+	MessageID string   // "<id@domain>"; generated when empty
+	Date      time.Time
+	Headers   []Header // extra headers, in order
+	Text      []byte   // required
+	HTML      []byte   // optional: a text-only email has none
+	// Tags label the message for the provider's event stream (SES message
+	// tags): the digest and the reader it was sent for.
+	Tags map[string]string
+}
+
+// Validate checks that the message can be sent as it is: addresses parse,
+// there is a text part and no header value holds CR or LF.
+func (m *Message) Validate() error {
+	if _, err := mail.ParseAddress(m.From); err != nil {
+		return fmt.Errorf("from address %q: %w", m.From, err)
+	}
+	if _, err := mail.ParseAddress(m.To); err != nil {
+		return fmt.Errorf("to address: %w", err)
+	}
+	if m.ReplyTo != "" {
+		if _, err := mail.ParseAddress(m.ReplyTo); err != nil {
+			return fmt.Errorf("reply-to address: %w", err)
+		}
+	}
+	if len(m.Text) == 0 {
+		return errors.New("message has no text part")
+	}
+	values := []string{m.From, m.To, m.ReplyTo, m.Subject, m.MessageID}
+	for _, h := range m.Headers {
+		if h.Name == "" || strings.ContainsAny(h.Name, ": \t\r\n") {
+			return fmt.Errorf("header name %q is not valid", h.Name)
+		}
+		values = append(values, h.Value)
+	}
+	for _, v := range values {
+		if strings.ContainsAny(v, "\r\n") {
+			return errors.New("header value holds CR or LF")
+		}
+	}
+	return nil
+}
+
+// Bytes returns the message as RFC 5322 bytes: multipart/alternative with
+// a text and an HTML part, or a single text part.
+func (m *Message) Bytes() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	e := email.NewEmail()
+	e.From = m.From
+	e.To = []string{m.To}
+	if m.ReplyTo != "" {
+		e.ReplyTo = []string{m.ReplyTo}
+	}
+	e.Subject = m.Subject
+	e.Text = m.Text
+	e.HTML = m.HTML
+	e.Headers = textproto.MIMEHeader{}
+	for _, h := range m.Headers {
+		e.Headers.Add(h.Name, h.Value)
+	}
+	if m.MessageID != "" {
+		e.Headers.Set("Message-Id", m.MessageID)
+	}
+	date := m.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	e.Headers.Set("Date", date.Format(time.RFC1123Z))
+	return e.Bytes()
+}
