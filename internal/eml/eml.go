@@ -24,11 +24,11 @@ type Header struct {
 // the finished text and HTML bodies. Every adapter that sends mail (SES,
 // SMTP, the outbox folder) takes a Message.
 type Message struct {
-	From      string   // "Site <news@example.com>"
-	To        string   // bare address
-	ReplyTo   string   // optional
-	Subject   string   // any text: it is Q-encoded, and CR/LF are refused
-	MessageID string   // "<id@domain>"; generated when empty
+	From      string // "Site <news@example.com>"
+	To        string // bare address
+	ReplyTo   string // optional
+	Subject   string // any text: it is Q-encoded, and CR/LF are refused
+	MessageID string // "<id@domain>"; generated when empty
 	Date      time.Time
 	Headers   []Header // extra headers, in order
 	Text      []byte   // required
