@@ -1,0 +1,228 @@
+// Package delivery sends a digest to its readers by the ledger protocol of
+// DESIGN.md: fan-out writes a queued ledger row per eligible reader and
+// enqueues it; the sender claims each row under a lease, re-reads the
+// reader, sends the variant rendered once for the reader's choices with the
+// reader's own links spliced in, and records the outcome. The same code runs
+// behind the in-process queue on a laptop and behind SQS on AWS.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// Mailer sends one message. It wraps eml.ErrThrottled, eml.ErrRejected,
+// eml.ErrUnknownOutcome or eml.ErrPaused to say what became of a failed
+// send; any other error means the message did not leave.
+type Mailer interface {
+	Send(ctx context.Context, m *eml.Message) (messageID string, err error)
+}
+
+// Queue carries tasks from fan-out to the sender. Delivery may be at least
+// once and in any order: every step is idempotent.
+type Queue interface {
+	Enqueue(ctx context.Context, tasks ...Task) error
+}
+
+// Limiter paces sends; *rate.Limiter from golang.org/x/time/rate is one.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// TaskKind says what a task asks for.
+type TaskKind string
+
+// Task kinds.
+const (
+	KindFanout TaskKind = "fanout" // walk the readers and write the ledger
+	KindSend   TaskKind = "send"   // send to the listed readers
+)
+
+// Task is one message on the queue.
+type Task struct {
+	Kind          TaskKind `json:"kind"`
+	DigestID      string   `json:"digestId"`
+	SubscriberIDs []string `json:"subscriberIds,omitempty"`
+	Attempt       int      `json:"attempt,omitempty"` // how often the queue has delivered it before
+}
+
+// Letterhead is what every digest email says about who sends it.
+type Letterhead struct {
+	From              string // "The Daily Ledger <news@example.com>"
+	ReplyTo           string // optional
+	UnsubscribeMailto string // mailbox for the mailto: List-Unsubscribe entry; optional
+	ListID            string // "<daily.example.com>"-style List-Id value
+	BaseURL           string // public URL of Broadsheet, for reader links
+}
+
+// Config tunes the engine; zero fields take the defaults shown.
+type Config struct {
+	Letterhead  Letterhead
+	LinkTTL     time.Duration // lifetime of links in emails: 400 days
+	Lease       time.Duration // how long a claim holds a row: 2 minutes
+	BatchSize   int           // readers per send task: 50
+	PageSize    int           // readers read per fan-out page: 500
+	MaxAttempts int           // sends tried per reader before the row fails: 8
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Limiter     Limiter // optional
+}
+
+func (c *Config) defaults() {
+	if c.LinkTTL <= 0 {
+		c.LinkTTL = 400 * 24 * time.Hour
+	}
+	if c.Lease <= 0 {
+		c.Lease = 2 * time.Minute
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 50
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 500
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Engine fans digests out and sends them.
+type Engine struct {
+	store    newsletter.Store
+	signer   *token.Signer
+	renderer *render.Renderer
+	mailer   Mailer
+	queue    Queue
+	cfg      Config
+
+	mu       sync.Mutex
+	editions map[string]*edition // by digest ID + variant key
+}
+
+// edition is a digest rendered for one variant, shared by every reader of
+// that variant. once makes concurrent senders render it a single time.
+type edition struct {
+	once sync.Once
+	ed   *render.Edition
+	err  error
+}
+
+// maxEditions bounds the rendered-edition cache; digests have a handful
+// of variants each, so this holds several digests at once.
+const maxEditions = 256
+
+// New returns an engine. The queue may be set later with SetQueue when the
+// queue itself needs the engine as its handler.
+func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, q Queue, cfg Config) *Engine {
+	cfg.defaults()
+	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg, editions: map[string]*edition{}}
+}
+
+// SetQueue sets the queue fan-out writes to.
+func (e *Engine) SetQueue(q Queue) { e.queue = q }
+
+// Dispatch asks for a digest to be fanned out, through the queue.
+func (e *Engine) Dispatch(ctx context.Context, digestID string) error {
+	return e.queue.Enqueue(ctx, Task{Kind: KindFanout, DigestID: digestID})
+}
+
+// Handle runs one task and returns the readers to try again later (for a
+// send task) — the partial batch failure an SQS consumer reports. A fan-out
+// task that fails returns an error and is retried whole; fan-out resumes
+// from its cursor.
+func (e *Engine) Handle(ctx context.Context, t Task) (retry []string, err error) {
+	switch t.Kind {
+	case KindFanout:
+		return nil, e.Fanout(ctx, t.DigestID)
+	case KindSend:
+		return e.Send(ctx, t.DigestID, t.SubscriberIDs)
+	}
+	return nil, fmt.Errorf("unknown task kind %q", t.Kind)
+}
+
+// Links returns a reader's personal unsubscribe and preferences links.
+func (e *Engine) Links(subscriberID string) render.Links {
+	exp := e.cfg.Now().Add(e.cfg.LinkTTL)
+	base := strings.TrimRight(e.cfg.Letterhead.BaseURL, "/")
+	return render.Links{
+		Unsubscribe: base + "/unsubscribe?token=" + url.QueryEscape(e.signer.Sign(token.Unsubscribe, subscriberID, exp)),
+		Preferences: base + "/preferences?token=" + url.QueryEscape(e.signer.Sign(token.Preferences, subscriberID, exp)),
+	}
+}
+
+// Message builds a digest email for one reader from the variant's edition:
+// the reader's links are spliced in and the bulk-sender headers added
+// (List-Unsubscribe with https and mailto, List-Unsubscribe-Post, List-Id).
+func (e *Engine) Message(d *newsletter.Digest, ed *render.Edition, to, subscriberID string, links render.Links) *eml.Message {
+	html, text := ed.Personalize(links)
+	lh := e.cfg.Letterhead
+	unsub := "<" + links.Unsubscribe + ">"
+	if lh.UnsubscribeMailto != "" {
+		unsub += ", <mailto:" + lh.UnsubscribeMailto + "?subject=unsubscribe>"
+	}
+	headers := []eml.Header{
+		{Name: "List-Unsubscribe", Value: unsub},
+		{Name: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"},
+	}
+	if lh.ListID != "" {
+		headers = append(headers, eml.Header{Name: "List-Id", Value: lh.ListID})
+	}
+	headers = append(headers, eml.Header{Name: "Precedence", Value: "bulk"})
+	return &eml.Message{
+		From:      lh.From,
+		To:        to,
+		ReplyTo:   lh.ReplyTo,
+		Subject:   ed.Subject,
+		MessageID: messageID(d.ID, subscriberID, lh.From),
+		Date:      e.cfg.Now(),
+		Headers:   headers,
+		Text:      text,
+		HTML:      html,
+		Tags:      map[string]string{"digest": d.ID, "subscriber": subscriberID},
+	}
+}
+
+// messageID is deterministic per digest and reader, so a copy that is sent
+// twice (after an unknown outcome) carries the same Message-ID and mail
+// clients can fold the two.
+func messageID(digestID, subscriberID, from string) string {
+	domain := "broadsheet.local"
+	if at := strings.LastIndexByte(from, '@'); at >= 0 {
+		domain = strings.TrimRight(from[at+1:], "> ")
+	}
+	return "<" + digestID + "." + subscriberID + "@" + domain + ">"
+}
+
+// Edition returns the digest rendered for variant v, rendering it on first
+// use only.
+func (e *Engine) Edition(d *newsletter.Digest, v render.Variant) (*render.Edition, error) {
+	key := d.ID + "\x00" + v.Key()
+	e.mu.Lock()
+	ed, ok := e.editions[key]
+	if !ok {
+		if len(e.editions) >= maxEditions {
+			clear(e.editions)
+		}
+		ed = &edition{}
+		e.editions[key] = ed
+	}
+	e.mu.Unlock()
+	ed.once.Do(func() { ed.ed, ed.err = e.renderer.Digest(d, v) })
+	return ed.ed, ed.err
+}

@@ -1,0 +1,247 @@
+package newsroom
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/render"
+)
+
+// DigestRequest asks for the digest of a frequency for the current period.
+type DigestRequest struct {
+	Frequency string
+	Intro     string
+	Send      bool // start sending at once
+}
+
+// DigestStatus is a digest with its delivery counters.
+type DigestStatus struct {
+	*newsletter.Digest
+	Counters newsletter.Counters `json:"counters"`
+}
+
+// CreateDigest builds the digest of a frequency for the current period, from
+// the articles published since the previous digest of that frequency. The
+// digest's ID is deterministic, so a second request in the same period
+// returns the same digest (created is false) and never makes another.
+func (s *Service) CreateDigest(ctx context.Context, req DigestRequest) (st *DigestStatus, created bool, err error) {
+	freq, err := newsletter.ParseFrequency(req.Frequency)
+	if err != nil {
+		return nil, false, err
+	}
+	intro := strings.TrimSpace(req.Intro)
+	if utf8.RuneCountInString(intro) > newsletter.MaxIntroLength || !utf8.ValidString(intro) {
+		return nil, false, newsletter.Errorf(newsletter.EINVALID, "Intro must be at most %d characters of text.", newsletter.MaxIntroLength)
+	}
+	now := s.cfg.Now()
+	period := newsletter.Period(freq, now, s.cfg.Site.Location)
+	id := newsletter.DigestID(freq, period)
+
+	d, err := s.store.Digest(ctx, id)
+	switch {
+	case err == nil:
+	case newsletter.ErrorCode(err) != newsletter.ENOTFOUND:
+		return nil, false, fmt.Errorf("create digest: %w", err)
+	default:
+		if d, err = s.buildDigest(ctx, id, freq, period, intro); err != nil {
+			return nil, false, err
+		}
+		switch err := s.store.CreateDigest(ctx, d); {
+		case err == nil:
+			created = true
+		case newsletter.ErrorCode(err) == newsletter.ECONFLICT:
+			// A concurrent request built it first: use theirs.
+			if d, err = s.store.Digest(ctx, id); err != nil {
+				return nil, false, fmt.Errorf("create digest: %w", err)
+			}
+		default:
+			return nil, false, fmt.Errorf("create digest: %w", err)
+		}
+	}
+	if req.Send {
+		st, err := s.Send(ctx, id)
+		return st, created, err
+	}
+	st, err = s.status(ctx, d)
+	return st, created, err
+}
+
+// buildDigest picks the articles for a new digest: those published after
+// the previous digest of the frequency closed, up to now.
+func (s *Service) buildDigest(ctx context.Context, id string, freq newsletter.Frequency, period, intro string) (*newsletter.Digest, error) {
+	now := s.cfg.Now()
+	since := now.Add(-newsletter.DefaultWindow(freq))
+	prev, _, err := s.store.Digests(ctx, newsletter.DigestFilter{Frequency: freq}, newsletter.Page{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("previous digest: %w", err)
+	}
+	if len(prev) > 0 {
+		since = prev[0].Until
+	}
+	as, _, err := s.store.Articles(ctx, newsletter.ArticleFilter{After: since, Until: now}, newsletter.Page{Limit: s.cfg.MaxArticles})
+	if err != nil {
+		return nil, fmt.Errorf("articles for digest: %w", err)
+	}
+	if len(as) == 0 {
+		return nil, newsletter.Errorf(newsletter.ECONFLICT, "No articles were published since the last %s digest.", freq)
+	}
+	d := &newsletter.Digest{
+		ID: id, Frequency: freq, Period: period, Intro: intro,
+		Since: since, Until: now, Status: newsletter.DigestDraft, CreatedAt: now,
+	}
+	for _, a := range as {
+		d.Articles = append(d.Articles, *a)
+	}
+	d.Subject = s.subject(d)
+	return d, nil
+}
+
+// subject names the edition: "The Ledger: Thursday 26 November 2026", or
+// "The Ledger: week of 23 November 2026" for a weekly digest.
+func (s *Service) subject(d *newsletter.Digest) string {
+	t := d.Until.In(s.cfg.Site.Location)
+	if d.Frequency == newsletter.Weekly {
+		monday := t.AddDate(0, 0, -((int(t.Weekday()) + 6) % 7))
+		return s.cfg.Site.Name + ": week of " + monday.Format("2 January 2006")
+	}
+	return s.cfg.Site.Name + ": " + t.Format("Monday 2 January 2006")
+}
+
+// Digest returns a digest with its counters. ENOTFOUND.
+func (s *Service) Digest(ctx context.Context, id string) (*DigestStatus, error) {
+	d, err := s.digest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.status(ctx, d)
+}
+
+func (s *Service) digest(ctx context.Context, id string) (*newsletter.Digest, error) {
+	if !newsletter.ValidDigestID(id) {
+		return nil, newsletter.Errorf(newsletter.ENOTFOUND, "Digest not found.")
+	}
+	d, err := s.store.Digest(ctx, id)
+	return d, wrap("digest", err)
+}
+
+func (s *Service) status(ctx context.Context, d *newsletter.Digest) (*DigestStatus, error) {
+	c, err := s.store.DeliveryCounts(ctx, d.ID)
+	if err != nil {
+		return nil, fmt.Errorf("digest counters: %w", err)
+	}
+	return &DigestStatus{Digest: d, Counters: c}, nil
+}
+
+// Digests lists digests, newest first.
+func (s *Service) Digests(ctx context.Context, f newsletter.DigestFilter, p newsletter.Page) ([]*newsletter.Digest, string, error) {
+	ds, next, err := s.store.Digests(ctx, f, p)
+	return ds, next, wrap("digests", err)
+}
+
+// Send starts sending a digest to its readers. It is idempotent: sending a
+// digest that is already going out resumes it, and a sent digest is left
+// as it is.
+func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
+	if _, err := s.digest(ctx, id); err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	d, err := s.store.UpdateDigest(ctx, id, func(d *newsletter.Digest) error {
+		if d.Status == newsletter.DigestDraft {
+			d.Status, d.SendStartedAt = newsletter.DigestSending, now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("send digest", err)
+	}
+	if d.Status == newsletter.DigestSending {
+		if err := s.engine.Dispatch(ctx, d.ID); err != nil {
+			return nil, fmt.Errorf("send digest: %w", err)
+		}
+		s.cfg.Logger.Info("digest dispatched", "digest", d.ID)
+	}
+	return s.status(ctx, d)
+}
+
+// Preview renders a digest for a variant exactly as a reader of that
+// variant gets it; the personal links are sample ones.
+func (s *Service) Preview(ctx context.Context, id string, v render.Variant) (html, text []byte, err error) {
+	d, err := s.digest(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v.Format, err = newsletter.ParseFormat(string(v.Format)); err != nil {
+		return nil, nil, err
+	}
+	if v.Sections, err = newsletter.NormalizeSections(v.Sections, nil); err != nil {
+		return nil, nil, err
+	}
+	ed, err := s.renderer.Digest(d, v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("preview: %w", err)
+	}
+	html, text = ed.Personalize(s.engine.Links("preview"))
+	return html, text, nil
+}
+
+// SendTest sends the full edition of a digest to one address, with
+// "[Test]" in front of the subject. It records nothing in the ledger.
+func (s *Service) SendTest(ctx context.Context, id, to string) error {
+	to, err := newsletter.NormalizeEmail(to)
+	if err != nil {
+		return err
+	}
+	d, err := s.digest(ctx, id)
+	if err != nil {
+		return err
+	}
+	ed, err := s.renderer.Digest(d, render.Variant{Format: newsletter.FormatFull})
+	if err != nil {
+		return fmt.Errorf("test send: %w", err)
+	}
+	msg := s.engine.Message(d, ed, to, "test", s.engine.Links("test"))
+	msg.Subject = "[Test] " + msg.Subject
+	msg.MessageID = ""
+	if _, err := s.mailer.Send(ctx, msg); err != nil {
+		return fmt.Errorf("test send: %w", err)
+	}
+	return nil
+}
+
+// Archive lists digests that have gone out (or are going out), newest
+// first. A page may hold fewer than the limit, since drafts are left out.
+func (s *Service) Archive(ctx context.Context, p newsletter.Page) ([]*newsletter.Digest, string, error) {
+	ds, next, err := s.Digests(ctx, newsletter.DigestFilter{}, p)
+	if err != nil {
+		return nil, "", err
+	}
+	out := ds[:0]
+	for _, d := range ds {
+		if d.Status != newsletter.DigestDraft {
+			out = append(out, d)
+		}
+	}
+	return out, next, nil
+}
+
+// ArchivedDigest returns the web copy of a digest that has started going
+// out, which is what "view in browser" links to. ENOTFOUND for a draft:
+// the archive never shows an edition early.
+func (s *Service) ArchivedDigest(ctx context.Context, id string) ([]byte, error) {
+	d, err := s.digest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status == newsletter.DigestDraft {
+		return nil, newsletter.Errorf(newsletter.ENOTFOUND, "Digest not found.")
+	}
+	html, err := s.renderer.ArchiveHTML(d)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", id, err)
+	}
+	return html, nil
+}

@@ -1,0 +1,64 @@
+package newsroom
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// Authenticate returns the editor token a secret belongs to.
+// EUNAUTHORIZED for a missing or unknown secret.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*newsletter.EditorToken, error) {
+	unauthorized := newsletter.Errorf(newsletter.EUNAUTHORIZED, "A valid editor token is required.")
+	if secret == "" || len(secret) > 256 {
+		return nil, unauthorized
+	}
+	hash := token.HashEditorSecret(secret)
+	t, err := s.store.EditorTokenByHash(ctx, hash)
+	switch {
+	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
+		return nil, unauthorized
+	case err != nil:
+		return nil, fmt.Errorf("authenticate: %w", err)
+	case subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1:
+		return nil, unauthorized
+	}
+	return t, nil
+}
+
+// CreateEditorToken makes an editor token and returns its secret, which is
+// shown this once: only its hash is kept. No scopes means every scope.
+func (s *Service) CreateEditorToken(ctx context.Context, name string, scopes []string) (string, *newsletter.EditorToken, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 || clean(name, 100) != name {
+		return "", nil, newsletter.Errorf(newsletter.EINVALID, "A token needs a name of one line, at most 100 characters.")
+	}
+	if len(scopes) == 0 {
+		scopes = []string{newsletter.ScopeEdit, newsletter.ScopeSend}
+	}
+	for _, sc := range scopes {
+		if sc != newsletter.ScopeEdit && sc != newsletter.ScopeSend {
+			return "", nil, newsletter.Errorf(newsletter.EINVALID, "Unknown scope %q; scopes are edit and send.", clean(sc, 20))
+		}
+	}
+	secret, hash, err := token.NewEditorSecret()
+	if err != nil {
+		return "", nil, fmt.Errorf("create editor token: %w", err)
+	}
+	t := &newsletter.EditorToken{ID: newID(), Name: name, Hash: hash, Scopes: slices.Compact(slices.Sorted(slices.Values(scopes))), CreatedAt: s.cfg.Now()}
+	if err := s.store.CreateEditorToken(ctx, t); err != nil {
+		return "", nil, fmt.Errorf("create editor token: %w", err)
+	}
+	return secret, t, nil
+}
+
+// EditorTokens lists editor tokens (never their secrets).
+func (s *Service) EditorTokens(ctx context.Context) ([]*newsletter.EditorToken, error) {
+	ts, err := s.store.EditorTokens(ctx)
+	return ts, wrap("editor tokens", err)
+}

@@ -1,0 +1,111 @@
+// Package newsroom is what readers and editors do with Broadsheet:
+// subscribe, confirm, choose, unsubscribe; submit articles, build, preview,
+// test and send digests; manage the list. It holds the rules and calls the
+// store, the renderer, the mailer and the delivery engine through their
+// ports; it imports no AWS package and no HTTP.
+package newsroom
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// Mailer sends transactional and test emails.
+type Mailer interface {
+	Send(ctx context.Context, m *eml.Message) (messageID string, err error)
+}
+
+// Config is the newsroom's settings; zero fields take the defaults shown.
+type Config struct {
+	Site render.Site // name, public URL, postal address, sections, time zone
+	// From is the sender of every email, "Name <address>".
+	From string
+	// ConfirmTTL is how long a confirmation link works: 7 days.
+	ConfirmTTL time.Duration
+	// LinkTTL is how long preferences and unsubscribe links work: 400 days.
+	LinkTTL time.Duration
+	// ConfirmationInterval is the least time between two confirmation
+	// emails to one address: 24 hours.
+	ConfirmationInterval time.Duration
+	// MaxArticles caps the articles in one digest: 50.
+	MaxArticles int
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ConfirmTTL <= 0 {
+		c.ConfirmTTL = 7 * 24 * time.Hour
+	}
+	if c.LinkTTL <= 0 {
+		c.LinkTTL = 400 * 24 * time.Hour
+	}
+	if c.ConfirmationInterval <= 0 {
+		c.ConfirmationInterval = 24 * time.Hour
+	}
+	if c.MaxArticles <= 0 {
+		c.MaxArticles = 50
+	}
+	if c.Site.Location == nil {
+		c.Site.Location = time.UTC
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Service is the newsroom.
+type Service struct {
+	store    newsletter.Store
+	signer   *token.Signer
+	renderer *render.Renderer
+	mailer   Mailer
+	engine   *delivery.Engine
+	cfg      Config
+}
+
+// New returns a newsroom. The engine builds digest emails and starts sends.
+func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, engine *delivery.Engine, cfg Config) *Service {
+	cfg.defaults()
+	return &Service{store: store, signer: signer, renderer: r, mailer: m, engine: engine, cfg: cfg}
+}
+
+// Sections returns the sections readers can choose from.
+func (s *Service) Sections() []newsletter.Section { return s.cfg.Site.Sections }
+
+// SiteName returns the publication's name.
+func (s *Service) SiteName() string { return s.cfg.Site.Name }
+
+// link returns an absolute link to a Broadsheet page carrying a token.
+func (s *Service) link(path string, p token.Purpose, subscriberID string, ttl time.Duration) string {
+	tok := s.signer.Sign(p, subscriberID, s.cfg.Now().Add(ttl))
+	return strings.TrimRight(s.cfg.Site.URL, "/") + path + "?token=" + tok
+}
+
+// sendMail sends a transactional email to one address.
+func (s *Service) sendMail(ctx context.Context, to string, m *render.Mail) error {
+	msg := &eml.Message{
+		From:    s.cfg.From,
+		To:      to,
+		Subject: m.Subject,
+		Date:    s.cfg.Now(),
+		HTML:    m.HTML,
+		Text:    m.Text,
+	}
+	if _, err := s.mailer.Send(ctx, msg); err != nil {
+		return fmt.Errorf("send %q email: %w", m.Subject, err)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package newsroom
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// SubscribeRequest is a sign-up: the address, the reader's choices and
+// where the request came from (kept as the consent record).
+type SubscribeRequest struct {
+	Email     string
+	Sections  []string
+	Frequency string
+	Format    string
+	IP        string
+	UserAgent string
+	Source    string // "form", "api"…
+}
+
+// Preferences are a reader's choices.
+type Preferences struct {
+	Sections  []string
+	Frequency string
+	Format    string
+}
+
+// choices checks and normalises a reader's choices.
+func (s *Service) choices(p Preferences) (sections []string, f newsletter.Frequency, format newsletter.Format, err error) {
+	if sections, err = newsletter.NormalizeSections(p.Sections, s.cfg.Site.Sections); err != nil {
+		return nil, "", "", err
+	}
+	if f, err = newsletter.ParseFrequency(p.Frequency); err != nil {
+		return nil, "", "", err
+	}
+	if format, err = newsletter.ParseFormat(p.Format); err != nil {
+		return nil, "", "", err
+	}
+	return sections, f, format, nil
+}
+
+// Subscribe starts a double opt-in sign-up. For every valid address it
+// returns nil and says nothing about the address's state, so the answer
+// cannot be used to learn who reads the paper. A new or returning reader is
+// stored as pending and sent a confirmation link, at most one per address
+// per ConfirmationInterval; a confirmed reader's choices are not changed by
+// a stranger's sign-up; a bounced or complained address is never mailed.
+func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest) error {
+	email, err := newsletter.NormalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	sections, freq, format, err := s.choices(Preferences{req.Sections, req.Frequency, req.Format})
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	consent := newsletter.Consent{Time: now, IP: clean(req.IP, 64), UserAgent: clean(req.UserAgent, 512), Source: clean(req.Source, 32)}
+
+	existing, err := s.store.SubscriberByEmail(ctx, email)
+	switch {
+	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
+		sub := &newsletter.Subscriber{
+			ID: newID(), Email: email, Status: newsletter.StatusPending,
+			Sections: sections, Frequency: freq, Format: format, Consent: consent,
+			CreatedAt: now, UpdatedAt: now,
+		}
+		if err := s.store.CreateSubscriber(ctx, sub); err != nil {
+			if newsletter.ErrorCode(err) == newsletter.ECONFLICT {
+				return nil // a concurrent sign-up of the same address won
+			}
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		return s.sendConfirmation(ctx, sub)
+	case err != nil:
+		return fmt.Errorf("subscribe: %w", err)
+	}
+
+	switch existing.Status {
+	case newsletter.StatusConfirmed, newsletter.StatusBounced, newsletter.StatusComplained:
+		return nil
+	case newsletter.StatusPending, newsletter.StatusUnsubscribed:
+		if !existing.ConfirmationSentAt.IsZero() && now.Sub(existing.ConfirmationSentAt) < s.cfg.ConfirmationInterval {
+			return nil
+		}
+		sub, err := s.store.UpdateSubscriber(ctx, existing.ID, func(sub *newsletter.Subscriber) error {
+			sub.Status, sub.Consent, sub.UpdatedAt = newsletter.StatusPending, consent, now
+			sub.Sections, sub.Frequency, sub.Format = sections, freq, format
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		return s.sendConfirmation(ctx, sub)
+	}
+	return nil
+}
+
+// sendConfirmation mails the confirmation link and records when, so that
+// repeated sign-ups do not flood the address.
+func (s *Service) sendConfirmation(ctx context.Context, sub *newsletter.Subscriber) error {
+	m, err := s.renderer.Confirmation(s.link("/confirm", token.Confirm, sub.ID, s.cfg.ConfirmTTL))
+	if err != nil {
+		return fmt.Errorf("render confirmation: %w", err)
+	}
+	if err := s.sendMail(ctx, sub.Email, m); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	if _, err := s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
+		sub.ConfirmationSentAt = now
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record confirmation sent: %w", err)
+	}
+	return nil
+}
+
+// ReaderByToken returns the reader a link is for, changing nothing: the
+// pages behind GET links use it, because mail scanners follow links.
+func (s *Service) ReaderByToken(ctx context.Context, tok string, p token.Purpose) (*newsletter.Subscriber, error) {
+	id, err := s.signer.Verify(tok, p, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.store.Subscriber(ctx, id)
+	if newsletter.ErrorCode(err) == newsletter.ENOTFOUND {
+		return nil, newsletter.Errorf(newsletter.EINVALID, "This link is not valid or has expired.")
+	} else if err != nil {
+		return nil, fmt.Errorf("reader by token: %w", err)
+	}
+	return sub, nil
+}
+
+// Confirm confirms a pending sign-up and sends the welcome email. It is
+// idempotent: confirming twice changes nothing the second time. A link for
+// an address that has since left or bounced does not bring it back.
+func (s *Service) Confirm(ctx context.Context, tok string) (*newsletter.Subscriber, error) {
+	sub, err := s.ReaderByToken(ctx, tok, token.Confirm)
+	if err != nil {
+		return nil, err
+	}
+	switch sub.Status {
+	case newsletter.StatusConfirmed:
+		return sub, nil
+	case newsletter.StatusPending:
+	default:
+		return nil, newsletter.Errorf(newsletter.ECONFLICT, "This subscription was cancelled. Please sign up again.")
+	}
+	now := s.cfg.Now()
+	confirmed := false
+	sub, err = s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
+		confirmed = sub.Status == newsletter.StatusPending
+		if confirmed {
+			sub.Status, sub.ConfirmedAt, sub.UpdatedAt = newsletter.StatusConfirmed, now, now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("confirm: %w", err)
+	}
+	if confirmed {
+		m, err := s.renderer.Welcome(s.link("/preferences", token.Preferences, sub.ID, s.cfg.LinkTTL), s.link("/unsubscribe", token.Unsubscribe, sub.ID, s.cfg.LinkTTL))
+		if err == nil {
+			err = s.sendMail(ctx, sub.Email, m)
+		}
+		if err != nil {
+			// The reader is confirmed either way; a lost welcome is not
+			// worth failing the confirmation for.
+			s.cfg.Logger.Error("welcome email", "subscriber", sub.ID, "err", err)
+		}
+	}
+	return sub, nil
+}
+
+// Unsubscribe takes a reader off the list at once. It is idempotent, and
+// a bounced or complained reader stays suppressed.
+func (s *Service) Unsubscribe(ctx context.Context, tok string) (*newsletter.Subscriber, error) {
+	sub, err := s.ReaderByToken(ctx, tok, token.Unsubscribe)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	wasConfirmed := false
+	sub, err = s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
+		wasConfirmed = sub.Status == newsletter.StatusConfirmed
+		if sub.Status == newsletter.StatusConfirmed || sub.Status == newsletter.StatusPending {
+			sub.Status, sub.UnsubscribedAt, sub.UpdatedAt = newsletter.StatusUnsubscribed, now, now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unsubscribe: %w", err)
+	}
+	if wasConfirmed {
+		m, err := s.renderer.Goodbye(strings.TrimRight(s.cfg.Site.URL, "/") + "/")
+		if err == nil {
+			err = s.sendMail(ctx, sub.Email, m)
+		}
+		if err != nil {
+			s.cfg.Logger.Error("goodbye email", "subscriber", sub.ID, "err", err)
+		}
+	}
+	return sub, nil
+}
+
+// UpdatePreferences saves a reader's choices. It does not change whether
+// the reader is subscribed.
+func (s *Service) UpdatePreferences(ctx context.Context, tok string, p Preferences) (*newsletter.Subscriber, error) {
+	sub, err := s.ReaderByToken(ctx, tok, token.Preferences)
+	if err != nil {
+		return nil, err
+	}
+	sections, freq, format, err := s.choices(p)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	sub, err = s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
+		sub.Sections, sub.Frequency, sub.Format, sub.UpdatedAt = sections, freq, format, now
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update preferences: %w", err)
+	}
+	return sub, nil
+}
+
+// clean keeps consent details printable and bounded.
+func clean(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "")
+	}
+	return strings.TrimSpace(s)
+}
