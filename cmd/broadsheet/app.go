@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/broadsheet-news/broadsheet/internal/bolt"
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/memqueue"
+	"github.com/broadsheet-news/broadsheet/internal/newsroom"
+	"github.com/broadsheet-news/broadsheet/internal/outbox"
+	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/smtp"
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// app is Broadsheet wired on embedded defaults: every part built once.
+type app struct {
+	cfg     *config
+	log     *slog.Logger
+	store   *bolt.Store
+	mailer  mailer
+	engine  *delivery.Engine
+	queue   *memqueue.Queue
+	service *newsroom.Service
+}
+
+// mailer is what the app sends through: the outbox folder or SMTP.
+type mailer interface {
+	delivery.Mailer
+	newsroom.Mailer
+}
+
+// openApp builds the app from its settings. The caller must Close it.
+func openApp(cfg *config, stderr io.Writer) (*app, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	key, err := token.LoadOrCreateKey(filepath.Join(cfg.Data, "signing.key"))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := token.NewSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := render.New(render.Site{
+		Name: cfg.SiteName, URL: cfg.BaseURL, HomeURL: cfg.HomeURL, PostalAddress: cfg.PostalAddress,
+		Sections: cfg.sections, Location: cfg.location,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var m mailer
+	if cfg.SMTP != "" {
+		if m, err = smtp.New(cfg.SMTP); err != nil {
+			return nil, err
+		}
+	} else if m, err = outbox.New(filepath.Join(cfg.Data, "outbox")); err != nil {
+		return nil, err
+	}
+	store, err := bolt.Open(filepath.Join(cfg.Data, "broadsheet.db"))
+	if err != nil {
+		closeMailer(m)
+		return nil, err
+	}
+	engine := delivery.New(store, signer, renderer, m, nil, delivery.Config{
+		Letterhead: delivery.Letterhead{
+			From: cfg.From, UnsubscribeMailto: cfg.Unsubscribe, ListID: cfg.listID(), BaseURL: cfg.BaseURL,
+		},
+		Logger: log,
+		Now:    cfg.now,
+	})
+	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
+	engine.SetQueue(queue)
+	svc := newsroom.New(store, signer, renderer, m, engine, newsroom.Config{
+		Site: render.Site{
+			Name: cfg.SiteName, URL: cfg.BaseURL, HomeURL: cfg.HomeURL, PostalAddress: cfg.PostalAddress,
+			Sections: cfg.sections, Location: cfg.location,
+		},
+		From:   cfg.From,
+		Logger: log,
+		Now:    cfg.now,
+	})
+	return &app{cfg: cfg, log: log, store: store, mailer: m, engine: engine, queue: queue, service: svc}, nil
+}
+
+// Close stops the queue and closes the store and the mailer.
+func (a *app) Close() error {
+	a.queue.Close()
+	return errors.Join(a.store.Close(), closeMailer(a.mailer))
+}
+
+func closeMailer(m mailer) error {
+	if c, ok := m.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// firstToken creates an editor token when there is none yet, so that a
+// fresh install can be used at once. It returns "" when tokens exist.
+func (a *app) firstToken(ctx context.Context) (string, error) {
+	ts, err := a.service.EditorTokens(ctx)
+	if err != nil || len(ts) > 0 {
+		return "", err
+	}
+	secret, _, err := a.service.CreateEditorToken(ctx, "first editor", nil)
+	return secret, err
+}

@@ -1,0 +1,65 @@
+// Command broadsheet is Broadsheet on one machine: the HTTP API and pages,
+// the in-process queue and sender, and the digest schedule, on a bbolt file
+// and an .eml outbox (or SMTP). Run "broadsheet help" for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "time/tzdata" // time zones work on machines without a zoneinfo database
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broadsheet:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Broadsheet: a news site's articles, by email.
+
+Usage:
+  broadsheet serve                      run the API, pages, sender and schedule
+  broadsheet token create --name NAME   make an editor token (printed once)
+  broadsheet token list                 list editor tokens
+  broadsheet digest send --frequency daily [--intro TEXT]
+                                        build this period's digest and send it
+  broadsheet subscribers import FILE.csv
+  broadsheet subscribers export         write every reader as CSV to stdout
+
+Every command takes the settings below as flags or BROADSHEET_* variables
+(flags win). Run "broadsheet serve -h" to see them with their defaults.
+`
+
+// run is the whole program, with its outside world passed in so that tests
+// can run it as a user would.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, rest, getenv, stdout, stderr)
+	case "digest":
+		return digestCmd(ctx, rest, getenv, stdout, stderr)
+	case "subscribers":
+		return subscribersCmd(ctx, rest, getenv, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
