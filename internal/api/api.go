@@ -186,7 +186,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	next, pattern := h.mux.Handler(r)
 	if pattern != "" {
-		next.ServeHTTP(sw, r)
+		// The mux itself serves matched requests: only its ServeHTTP
+		// fills in the path values ({id}) that the handlers read.
+		h.mux.ServeHTTP(sw, r)
 		return
 	}
 	// No route matched: let the mux say why (404, 405 with Allow, or a
