@@ -309,7 +309,7 @@ func (r *Renderer) ArchiveURL(id string) string {
 }
 
 // SubscribeURL returns the public address of the subscription form.
-func (r *Renderer) SubscribeURL() string { return r.site.URL + "/subscribe" }
+func (r *Renderer) SubscribeURL() string { return r.site.URL + "/" }
 
 // Subject returns the digest's subject line: the editor's subject, or the
 // site name and the digest's date. It is one line of text.

@@ -162,14 +162,14 @@ func TestArchiveGolden(t *testing.T) {
 			t.Errorf("archive holds %q, want no personal links", p)
 		}
 	}
-	if !bytes.Contains(html, []byte(`href="http://127.0.0.1:8080/subscribe"`)) {
+	if !bytes.Contains(html, []byte(`href="http://127.0.0.1:8080/"`)) {
 		t.Errorf("archive has no link to the subscription form")
 	}
 	text, err := r.ArchiveText(testDigest())
 	if err != nil {
 		t.Fatalf("ArchiveText: %v", err)
 	}
-	if bytes.Contains(text, []byte("BSx")) || !bytes.Contains(text, []byte("Subscribe: http://127.0.0.1:8080/subscribe")) {
+	if bytes.Contains(text, []byte("BSx")) || !bytes.Contains(text, []byte("Subscribe: http://127.0.0.1:8080/\n")) {
 		t.Errorf("text archive holds a placeholder or lacks the subscribe link")
 	}
 	if _, err := r.Digest(nil, render.Variant{}); err == nil {
