@@ -12,9 +12,6 @@ import (
 // gets the usual answer and nothing is done.
 const honeypotField = "website"
 
-// maxUserAgent is how much of a User-Agent the consent record keeps.
-const maxUserAgent = 512
-
 // checkInbox is the message of every accepted sign-up, whatever the state of
 // the address, so the answer tells nobody whether an address is on the list.
 const checkInbox = "Check your inbox: we have sent you an email to confirm your subscription."
@@ -73,9 +70,6 @@ func (h *handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	req.IP = ip
 	req.UserAgent = r.UserAgent()
-	if len(req.UserAgent) > maxUserAgent {
-		req.UserAgent = req.UserAgent[:maxUserAgent]
-	}
 	if err := h.svc.Subscribe(r.Context(), req); err != nil {
 		if form && !wantsJSON(r) && newsletter.ErrorCode(err) == newsletter.EINVALID {
 			// Show the form again, filled in, with what to fix.
