@@ -259,10 +259,7 @@ func (h *handler) previewDigest(w http.ResponseWriter, r *http.Request, _ *newsl
 	}
 	var sections []string
 	if s := q.Get("sections"); s != "" {
-		if sections, err = newsletter.NormalizeSections(strings.Split(s, ","), h.svc.Sections()); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
+		sections = strings.Split(s, ",")
 	}
 	html, text, err := h.svc.Preview(r.Context(), r.PathValue("id"), render.Variant{Sections: sections, Format: format})
 	if err != nil {
