@@ -15,7 +15,14 @@ import (
 // nil record. Update methods read the record, call fn on a copy and write
 // the result atomically; when fn returns an error nothing is written and
 // that error is returned unchanged. fn may run more than once, so it must
-// not have side effects.
+// not have side effects; a fn that changes a record's keys gets EINVALID.
+//
+// Listings return a cursor for the next page, "" once no records are left
+// (a store may return one last empty page after an exactly full one). A
+// cursor that the same listing did not return gets EINVALID. Records are
+// copies: changing one does not change the store. Times keep nanoseconds.
+// A digest with no ledger rows, or none at all, has empty Deliveries and
+// zero DeliveryCounts.
 type Store interface {
 	// CreateSubscriber adds a reader. ECONFLICT when the ID or the
 	// address (compared by EmailKey) is taken.
