@@ -132,8 +132,8 @@ func (h *handler) clientIP(r *http.Request) string {
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
 			}
-			if last = strings.TrimSpace(last); last != "" {
-				raw = last
+			if addr, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				raw = addr.String()
 			}
 		}
 	}
