@@ -69,31 +69,63 @@ func (s *Service) CreateDigest(ctx context.Context, req DigestRequest) (st *Dige
 	return st, created, err
 }
 
-// buildDigest picks the articles for a new digest: those published after
-// the previous digest of the frequency closed, up to now.
+// buildDigest picks the articles for a new digest: those published up to
+// now and not yet in a digest of the frequency. The window reaches back
+// one period before the previous digest closed, so an article that arrives
+// late with an earlier publication time (a post pushed after the digest
+// went out) still makes the next digest; the previous digests in that
+// window say which articles they already carried.
 func (s *Service) buildDigest(ctx context.Context, id string, freq newsletter.Frequency, period, intro string) (*newsletter.Digest, error) {
 	now := s.cfg.Now()
-	since := now.Add(-newsletter.DefaultWindow(freq))
-	prev, _, err := s.store.Digests(ctx, newsletter.DigestFilter{Frequency: freq}, newsletter.Page{Limit: 1})
-	if err != nil {
-		return nil, fmt.Errorf("previous digest: %w", err)
-	}
-	if len(prev) > 0 {
-		since = prev[0].Until
-	}
-	as, _, err := s.store.Articles(ctx, newsletter.ArticleFilter{After: since, Until: now}, newsletter.Page{Limit: s.cfg.MaxArticles})
-	if err != nil {
-		return nil, fmt.Errorf("articles for digest: %w", err)
-	}
-	if len(as) == 0 {
-		return nil, newsletter.Errorf(newsletter.ECONFLICT, "No articles were published since the last %s digest.", freq)
+	grace := newsletter.DefaultWindow(freq)
+	since := now.Add(-grace)
+	carried := map[string]bool{}
+	cursor := ""
+	for first := true; ; first = false {
+		prev, next, err := s.store.Digests(ctx, newsletter.DigestFilter{Frequency: freq}, newsletter.Page{Cursor: cursor, Limit: 10})
+		if err != nil {
+			return nil, fmt.Errorf("previous digests: %w", err)
+		}
+		if first && len(prev) > 0 {
+			since = prev[0].Until.Add(-grace)
+		}
+		done := next == ""
+		for _, d := range prev {
+			if !d.Until.After(since) {
+				done = true // older digests hold only articles before the window
+				break
+			}
+			for _, a := range d.Articles {
+				carried[a.ID] = true
+			}
+		}
+		if done {
+			break
+		}
+		cursor = next
 	}
 	d := &newsletter.Digest{
 		ID: id, Frequency: freq, Period: period, Intro: intro,
 		Since: since, Until: now, Status: newsletter.DigestDraft, CreatedAt: now,
 	}
-	for _, a := range as {
-		d.Articles = append(d.Articles, *a)
+	cursor = ""
+	for len(d.Articles) < s.cfg.MaxArticles {
+		as, next, err := s.store.Articles(ctx, newsletter.ArticleFilter{After: since, Until: now}, newsletter.Page{Cursor: cursor, Limit: s.cfg.MaxArticles})
+		if err != nil {
+			return nil, fmt.Errorf("articles for digest: %w", err)
+		}
+		for _, a := range as {
+			if !carried[a.ID] && len(d.Articles) < s.cfg.MaxArticles {
+				d.Articles = append(d.Articles, *a)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(d.Articles) == 0 {
+		return nil, newsletter.Errorf(newsletter.ECONFLICT, "No new articles since the last %s digest.", freq)
 	}
 	d.Subject = s.subject(d)
 	return d, nil
