@@ -274,6 +274,7 @@ func (h *handler) previewDigest(w http.ResponseWriter, r *http.Request, _ *newsl
 	} else {
 		hdr.Set("Content-Type", "text/html; charset=utf-8")
 		hdr.Set("Content-Security-Policy", digestCSP)
+		hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

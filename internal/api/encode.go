@@ -123,9 +123,7 @@ func methodNotAllowed() error {
 // an encoding failure still becomes a clean 500.
 func (h *handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(true)
-	if err := enc.Encode(v); err != nil {
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
 		if _, isErr := v.(errorBody); isErr {
 			http.Error(w, "Internal error.", http.StatusInternalServerError)
 			return
@@ -228,7 +226,7 @@ func jsonError(err error) error {
 	case errors.As(err, &syntax):
 		return newsletter.Errorf(newsletter.EINVALID, "Malformed JSON at byte %d.", syntax.Offset)
 	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
+		if typeErr.Field == "" || typeErr.Type == nil {
 			return newsletter.Errorf(newsletter.EINVALID, "The body must be a JSON object.")
 		}
 		return newsletter.Errorf(newsletter.EINVALID, "Field %q must be %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))

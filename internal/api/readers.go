@@ -328,6 +328,7 @@ func (h *handler) archivedDigest(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Security-Policy", digestCSP)
+	hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	hdr.Set("Cache-Control", "public, max-age=300")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(html)
