@@ -34,6 +34,7 @@ Usage:
                                         build this period's digest and send it
   broadsheet subscribers import FILE.csv
   broadsheet subscribers export         write every reader as CSV to stdout
+  broadsheet outbox [--last]            list the .eml outbox, or show the newest email
 
 Every command takes the settings below as flags or BROADSHEET_* variables
 (flags win). Run "broadsheet serve -h" to see them with their defaults.
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return digestCmd(ctx, rest, getenv, stdout, stderr)
 	case "subscribers":
 		return subscribersCmd(ctx, rest, getenv, stdin, stdout, stderr)
+	case "outbox":
+		return outboxCmd(rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -5,15 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net/http"
-	"net/mail"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -41,7 +35,7 @@ func TestWalkthrough(t *testing.T) {
 		res := do(t, "POST", base+"/subscribe", "", "application/json", `{"email":"`+email+`","frequency":"daily"}`)
 		wantStatus(t, res, http.StatusAccepted)
 	}
-	confirmations := waitMail(t, outbox, 2, func(m *email) bool { return strings.Contains(m.Subject, "Confirm") })
+	confirmations := waitMail(t, outbox, 2, func(m *letter) bool { return strings.Contains(m.Subject, "Confirm") })
 	confirmURL := findURL(t, confirmationFor(t, confirmations, "ada@example.com").Text, "/confirm?token=")
 
 	// A link scanner's GET shows the page and confirms nothing.
@@ -131,11 +125,32 @@ func TestWalkthrough(t *testing.T) {
 	if got := len(readOutbox(t, outbox, isDigest)); got != 1 {
 		t.Fatalf("%d digest emails in the outbox, want still 1 (nothing sent twice, nothing after unsubscribe)", got)
 	}
+
+	// "broadsheet outbox" lists what was sent; --last shows the newest
+	// email (the goodbye) decoded.
+	noenv := func(string) string { return "" }
+	var list, last bytes.Buffer
+	if err := run(context.Background(), []string{"outbox", "--data", dir}, noenv, nil, &list, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	all := readOutbox(t, outbox, func(*letter) bool { return true })
+	if got := strings.Count(list.String(), "\n"); got != len(all) {
+		t.Errorf("outbox listed %d lines, want %d:\n%s", got, len(all), list.String())
+	}
+	if err := run(context.Background(), []string{"outbox", "--last", "--data", dir}, noenv, nil, &last, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	newest := all[len(all)-1]
+	for _, want := range []string{"To: " + newest.Header.Get("To"), "Subject: " + newest.Subject, strings.TrimSpace(newest.Text)[:20]} {
+		if !strings.Contains(last.String(), want) {
+			t.Errorf("outbox --last lacks %q:\n%s", want, last.String())
+		}
+	}
 }
 
 // checkListHeaders checks the bulk-sender headers and returns the https
 // (here http, on loopback) one-click unsubscribe URL.
-func checkListHeaders(t *testing.T, m *email, base string) string {
+func checkListHeaders(t *testing.T, m *letter, base string) string {
 	t.Helper()
 	lu := m.Header.Get("List-Unsubscribe")
 	re := regexp.MustCompile(`<(` + regexp.QuoteMeta(base) + `/unsubscribe\?token=[^>]+)>`)
@@ -301,16 +316,9 @@ func waitSent(t *testing.T, base, editor, id string) map[string]int {
 	}
 }
 
-// email is one parsed .eml file from the outbox.
-type email struct {
-	To, Subject string
-	Header      mail.Header
-	Text, HTML  string
-}
+func isDigest(m *letter) bool { return m.Header.Get("List-Unsubscribe-Post") != "" }
 
-func isDigest(m *email) bool { return m.Header.Get("List-Unsubscribe-Post") != "" }
-
-func waitMail(t *testing.T, dir string, n int, match func(*email) bool) []*email {
+func waitMail(t *testing.T, dir string, n int, match func(*letter) bool) []*letter {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -325,20 +333,19 @@ func waitMail(t *testing.T, dir string, n int, match func(*email) bool) []*email
 	}
 }
 
-func readOutbox(t *testing.T, dir string, match func(*email) bool) []*email {
+func readOutbox(t *testing.T, dir string, match func(*letter) bool) []*letter {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(files)
-	var out []*email
+	var out []*letter
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
+		m, err := readLetter(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := parseEmail(t, raw)
 		if match(m) {
 			out = append(out, m)
 		}
@@ -346,60 +353,7 @@ func readOutbox(t *testing.T, dir string, match func(*email) bool) []*email {
 	return out
 }
 
-func parseEmail(t *testing.T, raw []byte) *email {
-	t.Helper()
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("parse email: %v", err)
-	}
-	dec := new(mime.WordDecoder)
-	subject, err := dec.DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		t.Fatalf("subject: %v", err)
-	}
-	to, err := mail.ParseAddress(msg.Header.Get("To"))
-	if err != nil {
-		t.Fatalf("to: %v", err)
-	}
-	m := &email{To: to.Address, Subject: subject, Header: msg.Header}
-	readPart(t, m, msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
-	return m
-}
-
-func readPart(t *testing.T, m *email, contentType, encoding string, body io.Reader) {
-	t.Helper()
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		t.Fatalf("content type %q: %v", contentType, err)
-	}
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if errors.Is(err, io.EOF) {
-				return
-			} else if err != nil {
-				t.Fatalf("multipart: %v", err)
-			}
-			readPart(t, m, p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p)
-		}
-	}
-	if strings.EqualFold(encoding, "quoted-printable") {
-		body = quotedprintable.NewReader(body)
-	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		t.Fatalf("read part: %v", err)
-	}
-	switch mt {
-	case "text/plain":
-		m.Text = string(b)
-	case "text/html":
-		m.HTML = string(b)
-	}
-}
-
-func confirmationFor(t *testing.T, ms []*email, to string) *email {
+func confirmationFor(t *testing.T, ms []*letter, to string) *letter {
 	t.Helper()
 	for _, m := range ms {
 		if m.To == to {

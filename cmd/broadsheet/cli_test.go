@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runCLI(t *testing.T, stdin io.Reader, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, func(string) string { return "" }, stdin, &out, io.Discard)
+	return out.String(), err
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+
+	secret, err := runCLI(t, nil, "token", "create", "--name", "Night desk", "--scopes", "edit", "--data", data)
+	if err != nil || !strings.HasPrefix(secret, "bs_") {
+		t.Fatalf("token create: %q, %v", secret, err)
+	}
+	if _, err := runCLI(t, nil, "token", "create", "--data", data); err == nil || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("token create without a name: %v, want an error about the name", err)
+	}
+	list, err := runCLI(t, nil, "token", "list", "--data", data)
+	if err != nil || !strings.Contains(list, "Night desk\tedit") || strings.Contains(list, strings.TrimSpace(secret)) {
+		t.Fatalf("token list: %q, %v; want the token's name and scope but never its secret", list, err)
+	}
+
+	csvPath := filepath.Join(dir, "readers.csv")
+	os.WriteFile(csvPath, []byte("email,sections\nada@example.com,politics\nbola@example.com,\n"), 0o600)
+	out, err := runCLI(t, nil, "subscribers", "import", csvPath, "--data", data)
+	if err == nil {
+		// flags after the file are not parsed by Go's flag package: the
+		// data folder must come first, as the usage says.
+		t.Fatalf("import with flags after the file: %q; want a usage error", out)
+	}
+	out, err = runCLI(t, nil, "subscribers", "import", "--data", data, csvPath)
+	if err != nil || out != "Imported: 2 added, 0 updated, 0 unchanged\n" {
+		t.Fatalf("import: %q, %v", out, err)
+	}
+	out, err = runCLI(t, strings.NewReader("email\nnot-an-address\n"), "subscribers", "import", "--data", data, "-")
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("import of a bad file from stdin: %q, %v; want an error naming line 2", out, err)
+	}
+	out, err = runCLI(t, nil, "subscribers", "export", "--data", data)
+	if err != nil || !strings.HasPrefix(out, "email,status,") || strings.Count(out, "\n") != 3 || !strings.Contains(out, "ada@example.com,confirmed,daily,full,politics") {
+		t.Fatalf("export: %q, %v", out, err)
+	}
+
+	if _, err := runCLI(t, nil, "digest", "send", "--frequency", "daily", "--data", data); err == nil || !strings.Contains(err.Error(), "No new articles") {
+		t.Fatalf("digest send with no articles: %v, want the no-articles message", err)
+	}
+	if _, err := runCLI(t, nil, "digest", "send", "--frequency", "hourly", "--data", data); err == nil || !strings.Contains(err.Error(), "Frequency") {
+		t.Fatalf("digest send hourly: %v, want a frequency error", err)
+	}
+	if _, err := runCLI(t, nil, "serve", "--timezone", "Mars/Olympus", "--data", data); err == nil {
+		t.Fatal("serve with an unknown time zone started")
+	}
+	if _, err := runCLI(t, nil, "nonsense"); err == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+}
+
+// TestDataFolderInUse: a second process on the same data folder stops with
+// a clear message instead of waiting for the lock for ever.
+func TestDataFolderInUse(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, &testClock{t: time.Now()}, "--data", dir)
+	_, err := runCLI(t, nil, "token", "list", "--data", dir)
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("token list while serving: %v, want an in-use error", err)
+	}
+}
