@@ -1,0 +1,166 @@
+// Package outbox is the laptop-mode mailer: instead of sending, it writes
+// each message as an .eml file into a folder, where a mail client or a test
+// can open it.
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/broadsheet-news/broadsheet/internal/eml"
+)
+
+// fileTime names files by UTC time to the nanosecond, so they sort in the
+// order they were written.
+const fileTime = "20060102T150405.000000000Z"
+
+// maxRecipientLen caps the recipient part of a file name.
+const maxRecipientLen = 64
+
+// Mailer writes messages into a folder as .eml files. It is safe for
+// concurrent use.
+type Mailer struct {
+	dir string
+	// Now returns the current time; tests may replace it.
+	Now func() time.Time
+}
+
+// New returns a Mailer that writes into dir, creating it (mode 0700) if
+// needed.
+func New(dir string) (*Mailer, error) {
+	if dir == "" {
+		return nil, errors.New("outbox: no folder given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create outbox %s: %w", dir, err)
+	}
+	return &Mailer{dir: dir, Now: time.Now}, nil
+}
+
+// Dir returns the folder the Mailer writes into.
+func (m *Mailer) Dir() string { return m.dir }
+
+// Send writes msg to <dir>/<UTC time>-<recipient>.eml, mode 0600, and
+// returns its Message-ID. When msg.MessageID is empty one is generated (the
+// caller's msg is not changed; the file and the return value carry it). The
+// file appears whole or not at all. A message that cannot be built returns
+// an error wrapping eml.ErrRejected; any other error means no file was
+// written.
+func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, err error) {
+	if msg == nil {
+		return "", fmt.Errorf("outbox: nil message: %w", eml.ErrRejected)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("outbox send: %w", err)
+	}
+	if err := msg.Validate(); err != nil {
+		return "", fmt.Errorf("outbox: invalid message: %w: %w", eml.ErrRejected, err)
+	}
+	out := *msg
+	if out.MessageID == "" {
+		id, err := newMessageID(out.From)
+		if err != nil {
+			return "", err
+		}
+		out.MessageID = id
+	}
+	data, err := out.Bytes()
+	if err != nil {
+		return "", fmt.Errorf("outbox: build message: %w: %w", eml.ErrRejected, err)
+	}
+	if err := m.write(sanitize(out.To), data); err != nil {
+		return "", err
+	}
+	return out.MessageID, nil
+}
+
+// write stores data under a new name: a temporary file is written and synced,
+// then linked to its final name, which never replaces an existing file.
+func (m *Mailer) write(recipient string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(m.dir, ".partial-*")
+	if err != nil {
+		return fmt.Errorf("outbox write: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("outbox write: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		name := m.Now().UTC().Format(fileTime) + "-" + recipient
+		if attempt > 0 {
+			// Two sends to one reader in the same nanosecond (or a coarse
+			// clock): tell them apart.
+			var b [4]byte
+			rand.Read(b[:])
+			name += "-" + hex.EncodeToString(b[:])
+		}
+		err := os.Link(tmp.Name(), filepath.Join(m.dir, name+".eml"))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrExist) || attempt >= 3 {
+			return fmt.Errorf("outbox write %s: %w", name, err)
+		}
+	}
+}
+
+// sanitize turns an address into a safe file-name part: letters, digits and
+// . @ + - _ are kept, anything else becomes _, and it is cut to
+// maxRecipientLen bytes.
+func sanitize(addr string) string {
+	if a, err := mail.ParseAddress(addr); err == nil {
+		addr = a.Address
+	}
+	var b strings.Builder
+	for _, r := range addr {
+		if b.Len() >= maxRecipientLen {
+			break
+		}
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9',
+			r == '.', r == '@', r == '+', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := strings.TrimLeft(b.String(), ".")
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// newMessageID returns a new Message-ID, "<random@domain>", with the domain
+// of the from address (or "localhost" when it has none).
+func newMessageID(from string) (string, error) {
+	domain := "localhost"
+	if a, err := mail.ParseAddress(from); err == nil {
+		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 && i < len(a.Address)-1 {
+			domain = a.Address[i+1:]
+		}
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new message ID: %w", err)
+	}
+	return "<" + hex.EncodeToString(b[:]) + "@" + domain + ">", nil
+}

@@ -1,0 +1,85 @@
+package smtptest
+
+import (
+	"errors"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+)
+
+func send(t *testing.T, addr, body string) error {
+	t.Helper()
+	return smtp.SendMail(addr, nil, "from@example.org", []string{"to@example.org"}, []byte(body))
+}
+
+func TestServerRecordsMessages(t *testing.T) {
+	s := NewServer(t)
+	if !strings.HasPrefix(s.URL(), "smtp://127.0.0.1:") {
+		t.Errorf("URL = %q, want smtp://127.0.0.1:port", s.URL())
+	}
+	body := "Subject: hi\r\n\r\n.a line the client dot-stuffs\r\nend\r\n"
+	if err := send(t, s.Addr(), body); err != nil {
+		t.Fatal(err)
+	}
+	got := s.WaitFor(1, 5*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("got %d messages, want 1", len(got))
+	}
+	// The client stuffs the leading dot; the server must unstuff it.
+	if string(got[0].Data) != body {
+		t.Errorf("data = %q, want %q", got[0].Data, body)
+	}
+	if got[0].From != "from@example.org" || len(got[0].To) != 1 || got[0].To[0] != "to@example.org" {
+		t.Errorf("envelope = %q -> %q", got[0].From, got[0].To)
+	}
+	if n, b := s.Count(); n != 1 || b != int64(len(got[0].Data)) {
+		t.Errorf("Count = %d, %d; want 1, %d", n, b, len(got[0].Data))
+	}
+	if c := s.Connections(); c != 1 {
+		t.Errorf("Connections = %d, want 1", c)
+	}
+}
+
+func TestServerFailNext(t *testing.T) {
+	s := NewServer(t)
+	s.FailNextAt(StageRcpt, 452, 2)
+	for i := range 2 {
+		err := send(t, s.Addr(), "Subject: x\r\n\r\nx\r\n")
+		var te *textproto.Error
+		if !errors.As(err, &te) || te.Code != 452 {
+			t.Errorf("send %d error = %v, want a 452 reply", i, err)
+		}
+	}
+	if err := send(t, s.Addr(), "Subject: x\r\n\r\nx\r\n"); err != nil {
+		t.Errorf("third send = %v, want success once the failures are used up", err)
+	}
+	if n, _ := s.Count(); n != 1 {
+		t.Errorf("Count = %d, want 1", n)
+	}
+}
+
+func TestServerCountOnly(t *testing.T) {
+	s := NewServer(t, CountOnly())
+	if err := send(t, s.Addr(), "Subject: x\r\n\r\nbody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if n, b := s.Count(); n != 1 || b != int64(len("Subject: x\r\n\r\nbody\r\n")) {
+		t.Errorf("Count = %d, %d", n, b)
+	}
+	if got := s.Messages(); len(got) != 0 {
+		t.Errorf("CountOnly kept %d messages", len(got))
+	}
+}
+
+func TestWaitForTimesOut(t *testing.T) {
+	s := NewServer(t)
+	start := time.Now()
+	if got := s.WaitFor(1, 50*time.Millisecond); len(got) != 0 {
+		t.Errorf("WaitFor returned %d messages, want 0", len(got))
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("WaitFor returned after %v, before its timeout", d)
+	}
+}
