@@ -38,6 +38,13 @@ type Message struct {
 	Tags map[string]string
 }
 
+// reserved are the headers Bytes writes from a Message's fields, in
+// canonical form.
+var reserved = map[string]struct{}{
+	"From": {}, "To": {}, "Cc": {}, "Bcc": {}, "Reply-To": {}, "Subject": {},
+	"Message-Id": {}, "Date": {}, "Mime-Version": {}, "Content-Type": {}, "Content-Transfer-Encoding": {},
+}
+
 // Validate checks that the message can be sent as it is: addresses parse,
 // there is a text part and no header value holds CR or LF.
 func (m *Message) Validate() error {
@@ -57,8 +64,14 @@ func (m *Message) Validate() error {
 	}
 	values := []string{m.From, m.To, m.ReplyTo, m.Subject, m.MessageID}
 	for _, h := range m.Headers {
-		if h.Name == "" || strings.ContainsAny(h.Name, ": \t\r\n") {
+		// RFC 5322 field names are printable US-ASCII without a colon.
+		if h.Name == "" || strings.IndexFunc(h.Name, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) >= 0 {
 			return fmt.Errorf("header name %q is not valid", h.Name)
+		}
+		// An extra header must not replace or add to the ones the fields
+		// set: a stray To or Bcc would send the message elsewhere.
+		if _, ok := reserved[textproto.CanonicalMIMEHeaderKey(h.Name)]; ok {
+			return fmt.Errorf("header %q is set by the message, not as an extra header", h.Name)
 		}
 		values = append(values, h.Value)
 	}

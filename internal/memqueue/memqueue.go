@@ -80,15 +80,24 @@ func (q *Queue) Start(ctx context.Context) {
 func (q *Queue) Close() {
 	q.mu.Lock()
 	q.closed = true
+	q.tasks = nil
+	if q.inFlight == 0 {
+		close(q.idle) // WaitIdle must not wait for dropped tasks
+		q.idle = make(chan struct{})
+	}
 	q.cond.Broadcast()
 	q.mu.Unlock()
 	q.wg.Wait()
 }
 
-// Enqueue adds tasks. It never blocks.
+// Enqueue adds tasks. It never blocks. After Close it drops them, as Close
+// drops those queued.
 func (q *Queue) Enqueue(_ context.Context, tasks ...delivery.Task) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
 	q.tasks = append(q.tasks, tasks...)
 	q.cond.Broadcast()
 	return nil

@@ -51,13 +51,13 @@ func CanonicalURL(raw string) (string, error) {
 		return "", Errorf(EINVALID, "URL is not valid.")
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "HTTP" && u.Scheme != "HTTPS") || u.Host == "" || u.User != nil {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "HTTP" && u.Scheme != "HTTPS") || u.Hostname() == "" || u.User != nil {
 		return "", Errorf(EINVALID, "URL must be an absolute http or https address.")
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	if port := u.Port(); (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
-		u.Host = u.Hostname()
+		u.Host = strings.TrimSuffix(u.Host, ":"+port) // keeps an IPv6 host's brackets
 	}
 	u.Fragment, u.RawFragment = "", ""
 	if u.RawQuery != "" {
@@ -73,7 +73,11 @@ func CanonicalURL(raw string) (string, error) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	return u.String(), nil
+	// Escaping can lengthen the URL past the limit it was checked against.
+	if out := u.String(); len(out) <= MaxURLLength {
+		return out, nil
+	}
+	return "", Errorf(EINVALID, "URL is not valid.")
 }
 
 // Validate checks and normalises a submitted article in place: it fills

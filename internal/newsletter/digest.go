@@ -87,9 +87,12 @@ func ValidDigestID(id string) bool {
 		_, err := time.Parse("2006-01-02", period)
 		return err == nil
 	case Weekly:
-		var y, w int
-		n, err := fmt.Sscanf(period, "%04d-W%02d", &y, &w)
-		return err == nil && n == 2 && len(period) == 8 && w >= 1 && w <= 53
+		// Not fmt.Sscanf: it accepts signs, spaces and trailing junk ("2026-W5x").
+		if len(period) != 8 || period[4:6] != "-W" || strings.Trim(period[:4]+period[6:], "0123456789") != "" {
+			return false
+		}
+		w := int(period[6]-'0')*10 + int(period[7]-'0')
+		return w >= 1 && w <= 53
 	}
 	return false
 }

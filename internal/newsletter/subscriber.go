@@ -146,7 +146,8 @@ func NormalizeEmail(s string) (string, error) {
 	}
 	at := strings.LastIndexByte(s, '@')
 	local, domain := s[:at], strings.ToLower(s[at+1:])
-	if local == "" || !validDomain(domain) {
+	// Lower-casing can lengthen a non-ASCII domain, so the limit is checked again.
+	if local == "" || !validDomain(domain) || len(local)+1+len(domain) > MaxEmailLength {
 		return "", Errorf(EINVALID, "Email address is not valid.")
 	}
 	return local + "@" + domain, nil
