@@ -202,11 +202,7 @@ func (e *Engine) Message(d *newsletter.Digest, ed *render.Edition, to, subscribe
 // twice (after an unknown outcome) carries the same Message-ID and mail
 // clients can fold the two.
 func messageID(digestID, subscriberID, from string) string {
-	domain := "broadsheet.local"
-	if at := strings.LastIndexByte(from, '@'); at >= 0 {
-		domain = strings.TrimRight(from[at+1:], "> ")
-	}
-	return "<" + digestID + "." + subscriberID + "@" + domain + ">"
+	return "<" + digestID + "." + subscriberID + "@" + eml.Domain(from) + ">"
 }
 
 // Edition returns the digest rendered for variant v, rendering it on first

@@ -66,11 +66,7 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, 
 	}
 	out := *msg
 	if out.MessageID == "" {
-		id, err := newMessageID(out.From)
-		if err != nil {
-			return "", err
-		}
-		out.MessageID = id
+		out.MessageID = eml.NewMessageID(out.From)
 	}
 	data, err := out.Bytes()
 	if err != nil {
@@ -147,20 +143,4 @@ func sanitize(addr string) string {
 		return "unknown"
 	}
 	return s
-}
-
-// newMessageID returns a new Message-ID, "<random@domain>", with the domain
-// of the from address (or "localhost" when it has none).
-func newMessageID(from string) (string, error) {
-	domain := "localhost"
-	if a, err := mail.ParseAddress(from); err == nil {
-		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 && i < len(a.Address)-1 {
-			domain = a.Address[i+1:]
-		}
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("new message ID: %w", err)
-	}
-	return "<" + hex.EncodeToString(b[:]) + "@" + domain + ">", nil
 }

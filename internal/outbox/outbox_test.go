@@ -329,22 +329,6 @@ func TestSanitize(t *testing.T) {
 	}
 }
 
-func TestNewMessageID(t *testing.T) {
-	for from, domain := range map[string]string{
-		"News <news@bugle.example>": "bugle.example",
-		"bare@sub.example.org":      "sub.example.org",
-		"not an address":            "localhost",
-	} {
-		id, err := newMessageID(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(id, "<") || !strings.HasSuffix(id, "@"+domain+">") {
-			t.Errorf("newMessageID(%q) = %q, want <...@%s>", from, id, domain)
-		}
-	}
-}
-
 func BenchmarkSend(b *testing.B) {
 	m, err := New(b.TempDir())
 	if err != nil {

@@ -14,9 +14,7 @@ package smtp
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -25,7 +23,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -159,9 +156,7 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, 
 	}
 	out := *msg
 	if out.MessageID == "" {
-		if out.MessageID, err = newMessageID(out.From); err != nil {
-			return "", err
-		}
+		out.MessageID = eml.NewMessageID(out.From)
 	}
 	data, err := out.Bytes()
 	if err != nil {
@@ -424,21 +419,4 @@ func (m *Mailer) Close() error {
 		cn.quit()
 	}
 	return nil
-}
-
-// newMessageID returns "<random@domain>" with the domain of the from
-// address. (The outbox has the same rule; eml would be the natural home for
-// it.)
-func newMessageID(from string) (string, error) {
-	domain := "localhost"
-	if a, err := mail.ParseAddress(from); err == nil {
-		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 && i < len(a.Address)-1 {
-			domain = a.Address[i+1:]
-		}
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("new message ID: %w", err)
-	}
-	return "<" + hex.EncodeToString(b[:]) + "@" + domain + ">", nil
 }
