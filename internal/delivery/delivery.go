@@ -174,7 +174,13 @@ func (e *Engine) Message(d *newsletter.Digest, ed *render.Edition, to, subscribe
 	lh := e.cfg.Letterhead
 	unsub := "<" + links.Unsubscribe + ">"
 	if lh.UnsubscribeMailto != "" {
-		unsub += ", <mailto:" + lh.UnsubscribeMailto + "?subject=unsubscribe>"
+		// The subject carries the reader's unsubscribe token, so whatever
+		// reads that mailbox can act on it without trusting the sender.
+		subject := "unsubscribe"
+		if u, err := url.Parse(links.Unsubscribe); err == nil && u.Query().Get("token") != "" {
+			subject += " " + u.Query().Get("token")
+		}
+		unsub += ", <mailto:" + lh.UnsubscribeMailto + "?subject=" + url.PathEscape(subject) + ">"
 	}
 	headers := []eml.Header{
 		{Name: "List-Unsubscribe", Value: unsub},

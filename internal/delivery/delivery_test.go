@@ -239,7 +239,10 @@ func TestRendersOncePerVariant(t *testing.T) {
 			t.Fatalf("%s has no List-Unsubscribe", file)
 		}
 		line := string(b[i:])
-		line = line[:strings.Index(line, ">")]
+		line = line[:strings.Index(line, "\r\n")]
+		if !strings.Contains(line, "<mailto:unsubscribe@example.com?subject=unsubscribe%20") {
+			t.Fatalf("List-Unsubscribe %q lacks the mailto with the reader's token", line)
+		}
 		if seen[line] {
 			t.Fatalf("two readers got the same unsubscribe link %s", line)
 		}
