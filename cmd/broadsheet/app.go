@@ -79,7 +79,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)
-	svc := newsroom.New(store, signer, renderer, m, engine, newsroom.Config{
+	svc := newsroom.New(store, signer, renderer, m, engine, engine, newsroom.Config{
 		Site: render.Site{
 			Name: cfg.SiteName, URL: cfg.BaseURL, HomeURL: cfg.HomeURL, PostalAddress: cfg.PostalAddress,
 			Sections: cfg.sections, Location: cfg.location,

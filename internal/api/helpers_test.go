@@ -143,7 +143,7 @@ func MustEnv(tb testing.TB, opt ...func(*api.Options)) *env {
 	q.Start(ctx)
 	tb.Cleanup(func() { cancel(); q.Close() })
 
-	svc := newsroom.New(store, signer, renderer, mailer, engine, newsroom.Config{
+	svc := newsroom.New(store, signer, renderer, mailer, engine, engine, newsroom.Config{
 		Site:   site,
 		From:   "The Daily Ledger <news@ledger.example.com>",
 		Now:    clk.Now,

@@ -191,7 +191,7 @@ func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
 		return nil, wrap("send digest", err)
 	}
 	if d.Status == newsletter.DigestSending {
-		if err := s.engine.Dispatch(ctx, d.ID); err != nil {
+		if err := s.dispatch.Dispatch(ctx, d.ID); err != nil {
 			return nil, fmt.Errorf("send digest: %w", err)
 		}
 		s.cfg.Logger.Info("digest dispatched", "digest", d.ID)

@@ -24,6 +24,13 @@ type Mailer interface {
 	Send(ctx context.Context, m *eml.Message) (messageID string, err error)
 }
 
+// Dispatcher starts sending a digest that is marked sending: the
+// in-process queue on a laptop, the digest function on AWS. It must be
+// idempotent: a digest may be dispatched more than once.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, digestID string) error
+}
+
 // Config is the newsroom's settings; zero fields take the defaults shown.
 type Config struct {
 	Site render.Site // name, public URL, postal address, sections, time zone
@@ -73,13 +80,15 @@ type Service struct {
 	renderer *render.Renderer
 	mailer   Mailer
 	engine   *delivery.Engine
+	dispatch Dispatcher
 	cfg      Config
 }
 
-// New returns a newsroom. The engine builds digest emails and starts sends.
-func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, engine *delivery.Engine, cfg Config) *Service {
+// New returns a newsroom. The engine builds digest emails (for tests and
+// previews); d starts sends.
+func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, engine *delivery.Engine, d Dispatcher, cfg Config) *Service {
 	cfg.defaults()
-	return &Service{store: store, signer: signer, renderer: r, mailer: m, engine: engine, cfg: cfg}
+	return &Service{store: store, signer: signer, renderer: r, mailer: m, engine: engine, dispatch: d, cfg: cfg}
 }
 
 // Sections returns the sections readers can choose from.

@@ -93,7 +93,7 @@ func newFixture(t *testing.T) *fixture {
 	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
 	m := &countingMailer{next: ob}
 	engine := delivery.New(store, signer, r, m, nopQueue{}, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: site.URL}, Now: c.Now})
-	svc := newsroom.New(store, signer, r, m, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
+	svc := newsroom.New(store, signer, r, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
 	return &fixture{svc: svc, store: store, mailer: m, clock: c, signer: signer}
 }
 
