@@ -3,7 +3,7 @@
 GO ?= go
 DATA ?= ./.broadsheet
 
-.PHONY: run test vet build clean
+.PHONY: run test vet build clean aws-deps
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
 run:
@@ -22,3 +22,10 @@ build:
 
 clean:
 	rm -rf bin
+
+## aws-deps: what the AWS integration tests need: Java 17, the npm stand-ins, aws-lambda-rie
+RIE_VERSION = v0.0.0-20261030222936-bef5c4ba774d
+aws-deps:
+	@command -v java >/dev/null || { apt-get update && apt-get install -y openjdk-17-jre-headless; }
+	npm ci --no-audit --no-fund
+	$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
