@@ -50,10 +50,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	renderer, err := render.New(render.Site{
-		Name: cfg.SiteName, URL: cfg.BaseURL, HomeURL: cfg.HomeURL, PostalAddress: cfg.PostalAddress,
-		Sections: cfg.sections, Location: cfg.location,
-	})
+	renderer, err := render.New(cfg.Site())
 	if err != nil {
 		return nil, err
 	}
@@ -71,19 +68,14 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	engine := delivery.New(store, signer, renderer, m, nil, delivery.Config{
-		Letterhead: delivery.Letterhead{
-			From: cfg.From, UnsubscribeMailto: cfg.Unsubscribe, ListID: cfg.listID(), BaseURL: cfg.BaseURL,
-		},
-		Logger: log,
-		Now:    cfg.now,
+		Letterhead: cfg.Letterhead(),
+		Logger:     log,
+		Now:        cfg.now,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)
 	svc := newsroom.New(store, signer, renderer, m, engine, engine, newsroom.Config{
-		Site: render.Site{
-			Name: cfg.SiteName, URL: cfg.BaseURL, HomeURL: cfg.HomeURL, PostalAddress: cfg.PostalAddress,
-			Sections: cfg.sections, Location: cfg.location,
-		},
+		Site:   cfg.Site(),
 		From:   cfg.From,
 		Logger: log,
 		Now:    cfg.now,

@@ -5,31 +5,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/mail"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/schedule"
+	"github.com/broadsheet-news/broadsheet/internal/settings"
 )
 
-// config is every setting of the laptop binary.
+// config is every setting of the laptop binary: the publication's settings
+// shared with the Lambda functions, and the laptop's own.
 type config struct {
-	Addr          string
-	Data          string
-	BaseURL       string
-	SMTP          string
-	SiteName      string
-	HomeURL       string
-	From          string
-	PostalAddress string
-	Timezone      string
-	DailyAt       string
-	WeeklyAt      string
-	Sections      string
-	Unsubscribe   string
-	Workers       int
+	settings.Settings
+	Addr     string
+	Data     string
+	SMTP     string
+	DailyAt  string
+	WeeklyAt string
+	Workers  int
 
 	// baseURLDefaulted and homeURLDefaulted say the URLs were derived from
 	// Addr, so serve can correct them once it knows the real port.
@@ -38,6 +30,8 @@ type config struct {
 	// now is the clock; tests set it, nil means time.Now.
 	now func() time.Time
 
+	// location and sections are the Settings' derived values, kept here
+	// for the commands that read them.
 	location  *time.Location
 	sections  []newsletter.Section
 	schedules []schedule.Entry
@@ -56,22 +50,20 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	c := &config{}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	settings := []setting{
+	flags := []setting{
 		{&c.Addr, "addr", "BROADSHEET_ADDR", "127.0.0.1:8080", "address the HTTP server listens on"},
 		{&c.Data, "data", "BROADSHEET_DATA", "./.broadsheet", "data folder: the bbolt file, the signing key and the outbox"},
-		{&c.BaseURL, "base-url", "BROADSHEET_BASE_URL", "", "public URL of this server, used in email links (default http://ADDR)"},
 		{&c.SMTP, "smtp", "BROADSHEET_SMTP", "", "send through SMTP (smtp://host:port) instead of writing .eml files to DATA/outbox"},
-		{&c.SiteName, "site-name", "BROADSHEET_SITE_NAME", "The Daily Broadsheet", "the publication's name"},
-		{&c.HomeURL, "home-url", "BROADSHEET_HOME_URL", "", "the publication's homepage (default: BASE_URL)"},
-		{&c.From, "from", "BROADSHEET_FROM", "", "sender of every email, \"Name <address>\" (default: SITE_NAME <news@example.com>)"},
-		{&c.PostalAddress, "postal-address", "BROADSHEET_POSTAL_ADDRESS", "1 Marina Road, Lagos Island, Lagos, Nigeria", "publisher's postal address, shown in every digest"},
-		{&c.Timezone, "timezone", "BROADSHEET_TIMEZONE", "Africa/Lagos", "time zone of the schedule and of digest dates"},
 		{&c.DailyAt, "daily-at", "BROADSHEET_DAILY_AT", "07:00", "when the daily digest goes out (\"off\" to disable)"},
 		{&c.WeeklyAt, "weekly-at", "BROADSHEET_WEEKLY_AT", "mon 07:00", "when the weekly digest goes out (\"off\" to disable)"},
-		{&c.Sections, "sections", "BROADSHEET_SECTIONS", "News,Politics,Business,Sport,Culture,Opinion", "sections readers can choose, comma-separated"},
-		{&c.Unsubscribe, "unsubscribe-mailto", "BROADSHEET_UNSUBSCRIBE_MAILTO", "", "mailbox for List-Unsubscribe mailto (default: unsubscribe@ the From domain)"},
 	}
-	for _, s := range settings {
+	for _, v := range c.Settings.Vars() {
+		if v.Env == settings.EnvBaseURL {
+			v.Usage += " (default http://ADDR)"
+		}
+		flags = append(flags, setting{v.Value, v.Flag, v.Env, v.Default, v.Usage})
+	}
+	for _, s := range flags {
 		def := s.def
 		if v := getenv(s.env); v != "" {
 			def = v
@@ -94,45 +86,18 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 	return c, fs, nil
 }
 
-// check validates the settings and derives the parsed ones.
+// check validates the settings and derives the parsed ones. The shared
+// settings are checked by package settings; a base URL left empty is the
+// local server's.
 func (c *config) check() error {
-	var err error
-	if c.location, err = time.LoadLocation(c.Timezone); err != nil {
-		return fmt.Errorf("timezone %q: %w", c.Timezone, err)
-	}
 	if c.BaseURL == "" {
 		c.BaseURL, c.baseURLDefaulted = "http://"+c.Addr, true
 	}
-	u, err := url.Parse(c.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("base URL %q must be an absolute http(s) URL", c.BaseURL)
+	c.homeURLDefaulted = c.HomeURL == ""
+	if err := c.Settings.Check(); err != nil {
+		return err
 	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.HomeURL == "" {
-		c.HomeURL, c.homeURLDefaulted = c.BaseURL, true
-	}
-	if c.From == "" {
-		c.From = (&mail.Address{Name: c.SiteName, Address: "news@example.com"}).String()
-	}
-	from, err := mail.ParseAddress(c.From)
-	if err != nil {
-		return fmt.Errorf("from address %q: %w", c.From, err)
-	}
-	c.From = from.String()
-	if c.Unsubscribe == "" {
-		c.Unsubscribe = "unsubscribe@" + from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	}
-	c.sections = nil
-	for _, name := range strings.Split(c.Sections, ",") {
-		if name = strings.TrimSpace(name); name == "" {
-			continue
-		}
-		slug := newsletter.Slugify(name)
-		if slug == "" {
-			return fmt.Errorf("section %q has no letters or digits", name)
-		}
-		c.sections = append(c.sections, newsletter.Section{Slug: slug, Name: name})
-	}
+	c.location, c.sections = c.Settings.Location(), c.Settings.SectionList()
 	c.schedules = nil
 	for _, s := range []struct {
 		f  newsletter.Frequency
@@ -154,14 +119,4 @@ func (c *config) check() error {
 }
 
 // listID is the List-Id header value: "Name <list.domain>".
-func (c *config) listID() string {
-	from, _ := mail.ParseAddress(c.From)
-	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	id := "<" + newsletter.Slugify(c.SiteName) + ".list." + domain + ">"
-	for _, r := range c.SiteName {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ') {
-			return id // a name that would need quoting or encoding is left out
-		}
-	}
-	return c.SiteName + " " + id
-}
+func (c *config) listID() string { return c.Settings.ListID() }
