@@ -1,9 +1,12 @@
 # Broadsheet. `make run` starts it on embedded defaults; `make test` runs
-# every test. SAM's build-<LogicalId> targets join as the functions land.
+# every test; `sam build` calls the build-<LogicalId> targets below.
 GO ?= go
 DATA ?= ./.broadsheet
+ARTIFACTS_DIR ?= .aws-sam/manual
+LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: run test vet build clean aws-deps
+.PHONY: run test vet build clean aws-deps lambdas \
+	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
 run:
@@ -16,12 +19,30 @@ test: vet
 vet:
 	$(GO) vet ./...
 
-## build: the laptop binary in ./bin
-build:
+## build: the laptop binary in ./bin, and every Lambda bootstrap
+build: lambdas
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/broadsheet ./cmd/broadsheet
 
 clean:
-	rm -rf bin
+	rm -rf bin .aws-sam
+
+## SAM (BuildMethod: makefile) runs these with ARTIFACTS_DIR set; each
+## writes one arm64 bootstrap for provided.al2023.
+build-ApiFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/api
+build-DigestFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/digest
+build-SenderFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sender
+build-FeedbackFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/feedback
+
+## lambdas: every function's bootstrap under .aws-sam/manual/<LogicalId>/
+lambdas:
+	@for f in ApiFunction DigestFunction SenderFunction FeedbackFunction; do \
+		$(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=.aws-sam/manual/$$f || exit 1; \
+		ls -l .aws-sam/manual/$$f/bootstrap; \
+	done
 
 ## aws-deps: what the AWS integration tests need: Java 17, the npm stand-ins, aws-lambda-rie
 RIE_VERSION = v0.0.0-20261030222936-bef5c4ba774d
