@@ -1,0 +1,69 @@
+// Package secrets loads the secrets Broadsheet's Lambda functions need at
+// cold start: the key that signs reader tokens, from the environment when
+// set there (sam local, tests) and otherwise from SSM Parameter Store.
+package secrets
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/broadsheet-news/broadsheet/internal/token"
+)
+
+// Environment variables SigningKey reads.
+const (
+	// SigningKeyEnv holds the signing key itself, as hex. For `sam local`
+	// and tests only: in AWS the key lives in SSM, not in the function's
+	// configuration.
+	SigningKeyEnv = "BROADSHEET_SIGNING_KEY"
+	// SigningKeyParamEnv names the SSM parameter (a SecureString) that
+	// holds the signing key as hex.
+	SigningKeyParamEnv = "BROADSHEET_SIGNING_KEY_PARAM"
+)
+
+// SigningKey returns the token signing key: the hex in BROADSHEET_SIGNING_KEY
+// when set, else the hex value of the SSM parameter named by
+// BROADSHEET_SIGNING_KEY_PARAM, read with decryption. Surrounding white
+// space is ignored. The key must hold at least token.KeySize bytes. Errors
+// never include the key or any part of it.
+func SigningKey(ctx context.Context, getenv func(string) string, client *ssm.Client) ([]byte, error) {
+	if v := getenv(SigningKeyEnv); v != "" {
+		return decode(SigningKeyEnv, v)
+	}
+	name := getenv(SigningKeyParamEnv)
+	if name == "" {
+		return nil, fmt.Errorf("signing key: set %s to the SSM parameter holding it (or %s to the key, for local runs)", SigningKeyParamEnv, SigningKeyEnv)
+	}
+	if client == nil {
+		return nil, fmt.Errorf("signing key: no SSM client to read parameter %s", name)
+	}
+	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("signing key: get SSM parameter %s: %w", name, err)
+	}
+	if out.Parameter == nil || out.Parameter.Value == nil {
+		return nil, fmt.Errorf("signing key: SSM parameter %s has no value", name)
+	}
+	return decode("SSM parameter "+name, *out.Parameter.Value)
+}
+
+// decode reads a hex key from source, saying what is wrong without
+// repeating any of it.
+func decode(source, v string) ([]byte, error) {
+	key, err := hex.DecodeString(strings.TrimSpace(v))
+	switch {
+	case errors.Is(err, hex.ErrLength):
+		return nil, fmt.Errorf("signing key in %s: odd number of hex digits", source)
+	case err != nil:
+		return nil, fmt.Errorf("signing key in %s: not hex", source)
+	case len(key) < token.KeySize:
+		return nil, fmt.Errorf("signing key in %s: %d bytes, want at least %d", source, len(key), token.KeySize)
+	}
+	return key, nil
+}
