@@ -1,0 +1,175 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+// digestItem is a digest as stored. Digest.FanoutCursor is left out of the
+// digest's JSON (it is no business of an API client), but the store must
+// keep it, so it gets an attribute of its own.
+type digestItem struct {
+	keys
+	newsletter.Digest
+	FanoutCursor string `json:"fanoutCursor,omitempty"`
+}
+
+func digestKey(id string) item { return key(prefixDigest+id, skDigest) }
+
+func encodeDigest(d *newsletter.Digest, v int64) (item, error) {
+	it, err := marshal(digestItem{
+		keys: keys{
+			PK: prefixDigest + d.ID, SK: skDigest, Type: typeDigest,
+			GSI2PK: listDigests, GSI2SK: timeKey(d.CreatedAt) + "#" + d.ID,
+			Version: v,
+		},
+		Digest:       *d,
+		FanoutCursor: d.FanoutCursor,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode digest %s: %w", d.ID, err)
+	}
+	return it, nil
+}
+
+func decodeDigest(it item) (*digestItem, error) {
+	var rec digestItem
+	if err := unmarshal(it, &rec); err != nil {
+		return nil, fmt.Errorf("decode digest %v: %w", it[attrPK], err)
+	}
+	rec.Digest.FanoutCursor = rec.FanoutCursor
+	return &rec, nil
+}
+
+// digest reads the digest with the ID. ENOTFOUND.
+func (s *Store) digest(ctx context.Context, id string, consistent bool) (*digestItem, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, notFound("Digest")
+	}
+	it, err := s.getItem(ctx, digestKey(id), consistent)
+	if err != nil {
+		return nil, fmt.Errorf("get digest %s: %w", id, err)
+	}
+	if it == nil {
+		return nil, notFound("Digest")
+	}
+	return decodeDigest(it)
+}
+
+// CreateDigest adds a digest with a conditional put. ECONFLICT when its ID
+// exists; EINVALID without an ID.
+func (s *Store) CreateDigest(ctx context.Context, d *newsletter.Digest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d == nil || d.ID == "" {
+		return newsletter.Errorf(newsletter.EINVALID, "Digest ID is required.")
+	}
+	it, err := encodeDigest(d, 1)
+	if err != nil {
+		return err
+	}
+	err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: condNew})
+	if conditionFailed(err) {
+		return newsletter.Errorf(newsletter.ECONFLICT, "A digest for this period exists.")
+	} else if err != nil {
+		return fmt.Errorf("create digest %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// Digest returns the digest with the ID. ENOTFOUND.
+func (s *Store) Digest(ctx context.Context, id string) (*newsletter.Digest, error) {
+	rec, err := s.digest(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Digest, nil
+}
+
+// UpdateDigest changes a digest through fn, with a write conditional on
+// the version it read. ENOTFOUND, EINVALID when fn changed the ID, or fn's
+// error.
+func (s *Store) UpdateDigest(ctx context.Context, id string, fn func(*newsletter.Digest) error) (*newsletter.Digest, error) {
+	var out *newsletter.Digest
+	err := s.optimistic(ctx, "update digest "+id, func(consistent bool) error {
+		rec, err := s.digest(ctx, id, consistent)
+		if err != nil {
+			return readStale(consistent, err)
+		}
+		d := rec.Digest
+		if err := fn(&d); err != nil {
+			return fnStale(consistent, err)
+		}
+		if d.ID != id {
+			return fnStale(consistent, newsletter.Errorf(newsletter.EINVALID, "A digest's ID cannot be changed."))
+		}
+		it, err := encodeDigest(&d, rec.Version+1)
+		if err != nil {
+			return err
+		}
+		err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: condVersion, ExpressionAttributeValues: versionValues(rec.Version)})
+		if conditionFailed(err) || conflict(err) {
+			return errStale
+		} else if err != nil {
+			return fmt.Errorf("update digest %s: %w", id, err)
+		}
+		out = &d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Digests lists digests matching f, newest CreatedAt first (ties by ID,
+// highest first), a page at a time: GSI2 read backwards, with a filter.
+// EINVALID for a cursor this listing did not return.
+func (s *Store) Digests(ctx context.Context, f newsletter.DigestFilter, p newsletter.Page) ([]*newsletter.Digest, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	l := &listing{
+		name: "digests", index: GSI2, pkAttr: attrGSI2PK, skAttr: attrGSI2SK, pk: listDigests,
+		keyCond: attrGSI2PK + " = :pk", values: item{":pk": str(listDigests)},
+		names: map[string]string{}, backward: true,
+	}
+	var conds []string
+	if f.Frequency != "" {
+		conds = append(conds, "#frequency = :frequency")
+		l.names["#frequency"] = "frequency"
+		l.values[":frequency"] = str(string(f.Frequency))
+	}
+	if f.Status != "" {
+		conds = append(conds, "#status = :status")
+		l.names["#status"] = "status"
+		l.values[":status"] = str(string(f.Status))
+	}
+	for i, c := range conds {
+		if i > 0 {
+			l.filter += " AND "
+		}
+		l.filter += c
+	}
+	items, next, err := s.page(ctx, l, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("list digests: %w", err)
+	}
+	out := make([]*newsletter.Digest, 0, len(items))
+	for _, it := range items {
+		rec, err := decodeDigest(it)
+		if err != nil {
+			return nil, "", fmt.Errorf("list digests: %w", err)
+		}
+		out = append(out, &rec.Digest)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,301 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+// Store is a newsletter.Store in one DynamoDB table (see the package
+// comment for its items). It is safe for concurrent use, by any number of
+// processes: every write is conditional.
+type Store struct {
+	client *dynamodb.Client
+	table  string
+
+	// Now is the store's clock, used only for TTL: when a pending
+	// subscriber expires and whether an item has. It defaults to time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	consumed Capacity
+}
+
+var _ newsletter.Store = (*Store)(nil)
+
+// New returns a Store on the table, which must exist as CreateTable makes
+// it.
+func New(client *dynamodb.Client, table string) *Store {
+	return &Store{client: client, table: table, Now: time.Now}
+}
+
+// Capacity is an amount of DynamoDB capacity, in read and write request
+// units, as the service reports it (ReturnConsumedCapacity TOTAL, so
+// indexes included).
+type Capacity struct {
+	Read  float64
+	Write float64
+}
+
+// ConsumedCapacity returns the capacity the store's successful requests
+// have consumed since it was made. Requests that fail (a write whose
+// condition does not hold, a cancelled transaction) are not reported by
+// DynamoDB and so are not counted, although they are billed.
+func (s *Store) ConsumedCapacity() Capacity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumed
+}
+
+// consume adds what a request reported to the store's total.
+func (s *Store) consume(write bool, ccs ...types.ConsumedCapacity) {
+	var n float64
+	for _, cc := range ccs {
+		n += aws.ToFloat64(cc.CapacityUnits)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if write {
+		s.consumed.Write += n
+	} else {
+		s.consumed.Read += n
+	}
+}
+
+// consumed returns one request's consumed capacity as a slice, for consume.
+func one(cc *types.ConsumedCapacity) []types.ConsumedCapacity {
+	if cc == nil {
+		return nil
+	}
+	return []types.ConsumedCapacity{*cc}
+}
+
+// Requests. Each asks for its consumed capacity and reports it.
+
+func (s *Store) getItem(ctx context.Context, key item, consistent bool) (item, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:              &s.table,
+		Key:                    key,
+		ConsistentRead:         aws.Bool(consistent),
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.consume(false, one(out.ConsumedCapacity)...)
+	return out.Item, nil
+}
+
+func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := s.client.PutItem(ctx, in)
+	if err != nil {
+		return err
+	}
+	s.consume(true, one(out.ConsumedCapacity)...)
+	return nil
+}
+
+func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) error {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := s.client.DeleteItem(ctx, in)
+	if err != nil {
+		return err
+	}
+	s.consume(true, one(out.ConsumedCapacity)...)
+	return nil
+}
+
+func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := s.client.Query(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	s.consume(false, one(out.ConsumedCapacity)...)
+	return out, nil
+}
+
+func (s *Store) transact(ctx context.Context, items ...types.TransactWriteItem) error {
+	for i := range items {
+		switch {
+		case items[i].Put != nil:
+			items[i].Put.TableName = &s.table
+		case items[i].Update != nil:
+			items[i].Update.TableName = &s.table
+		case items[i].Delete != nil:
+			items[i].Delete.TableName = &s.table
+		case items[i].ConditionCheck != nil:
+			items[i].ConditionCheck.TableName = &s.table
+		}
+	}
+	out, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems:          items,
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+	})
+	if err != nil {
+		return err
+	}
+	s.consume(true, out.ConsumedCapacity...)
+	return nil
+}
+
+// item is a DynamoDB item.
+type item = map[string]types.AttributeValue
+
+// keys are the attributes every item has. Item types embed it beside
+// their domain record, whose JSON names become attribute names.
+type keys struct {
+	PK      string `json:"pk"`
+	SK      string `json:"sk"`
+	Type    string `json:"type"`
+	GSI1PK  string `json:"gsi1pk,omitempty"`
+	GSI1SK  string `json:"gsi1sk,omitempty"`
+	GSI2PK  string `json:"gsi2pk,omitempty"`
+	GSI2SK  string `json:"gsi2sk,omitempty"`
+	Version int64  `json:"v"`
+}
+
+func key(pk, sk string) item {
+	return item{attrPK: str(pk), attrSK: str(sk)}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+// marshal encodes v as an item, naming attributes by JSON tags.
+func marshal(v any) (item, error) {
+	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) { o.TagKey = "json" })
+}
+
+// unmarshal decodes an item into v, naming attributes by JSON tags.
+func unmarshal(it item, v any) error {
+	return attributevalue.UnmarshalMapWithOptions(it, v, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
+}
+
+// version returns the item's version, 0 when it has none.
+func version(it item) int64 {
+	if n, ok := it[attrV].(*types.AttributeValueMemberN); ok {
+		v, _ := strconv.ParseInt(n.Value, 10, 64)
+		return v
+	}
+	return 0
+}
+
+// Conditions shared by many writes.
+var (
+	condNew     = aws.String("attribute_not_exists(pk)")
+	condVersion = aws.String("v = :v")
+)
+
+func versionValues(v int64) item { return item{":v": num(v)} }
+
+// errStale says that an attempt of an optimistic update read a record
+// that changed, or may have, before it could write: the attempt is made
+// again with a strongly consistent read.
+var errStale = errors.New("dynamo: stale read")
+
+// maxAttempts bounds the attempts of an optimistic update.
+const maxAttempts = 40
+
+// optimistic runs attempt until it returns anything but errStale: first
+// with an eventually consistent read, then with strongly consistent ones,
+// waiting a random moment between attempts so that writers fighting over
+// one item spread out.
+func (s *Store) optimistic(ctx context.Context, what string, attempt func(consistent bool) error) error {
+	for i := range maxAttempts {
+		err := attempt(i > 0)
+		if !errors.Is(err, errStale) {
+			return err
+		}
+		if i == 0 {
+			continue
+		}
+		wait := time.Duration(rand.Int64N(int64(min(time.Duration(i)*2*time.Millisecond, 50*time.Millisecond)))) + time.Millisecond
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return fmt.Errorf("%s: lost %d attempts to concurrent writes: %w", what, maxAttempts,
+		newsletter.Errorf(newsletter.ECONFLICT, "The record is being changed by someone else; try again."))
+}
+
+// conditionFailed reports whether err is a single write's failed
+// condition.
+func conditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// conflict reports whether err says that another write got in the way:
+// a transaction in progress on the item.
+func conflict(err error) bool {
+	var tc *types.TransactionConflictException
+	return errors.As(err, &tc)
+}
+
+// cancelled returns the reason codes of a cancelled transaction, one per
+// item in order ("None", "ConditionalCheckFailed", "TransactionConflict"…),
+// and false for any other error.
+func cancelled(err error) ([]string, bool) {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return nil, false
+	}
+	codes := make([]string, len(tce.CancellationReasons))
+	for i, r := range tce.CancellationReasons {
+		codes[i] = aws.ToString(r.Code)
+	}
+	return codes, true
+}
+
+// transactOutcome sorts a cancelled transaction: it returns the index of
+// the first item whose condition failed (-1 for none) and whether another
+// transaction got in the way, in which case it is worth trying again.
+func transactOutcome(err error) (failed int, retry bool, ok bool) {
+	codes, ok := cancelled(err)
+	if !ok {
+		return -1, conflict(err), false
+	}
+	failed = -1
+	for i, c := range codes {
+		switch c {
+		case "ConditionalCheckFailed":
+			if failed < 0 {
+				failed = i
+			}
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
+			retry = true
+		}
+	}
+	return failed, retry, true
+}
+
+// notFound returns the ENOTFOUND error for a kind of record.
+func notFound(what string) error {
+	return newsletter.Errorf(newsletter.ENOTFOUND, "%s not found.", what)
+}
+
+// expired reports whether an item's TTL has passed.
+func (s *Store) expired(expiresAt int64) bool {
+	return expiresAt != 0 && expiresAt <= s.Now().Unix()
+}
