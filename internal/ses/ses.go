@@ -101,14 +101,15 @@ func sendRetryer(backoff retry.BackoffDelayer) aws.Retryer {
 // Errors wrap eml.ErrThrottled, eml.ErrRejected, eml.ErrPaused or
 // eml.ErrUnknownOutcome (see classify); any other error means the message
 // did not leave. A message that fails eml validation is ErrRejected: it
-// would fail the same way every time.
+// would fail the same way every time. Errors do not name the recipient, as
+// they end up in logs.
 func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (string, error) {
 	in, err := m.input(msg)
 	if err != nil {
-		return "", fmt.Errorf("send to %s: %v: %w", msg.To, err, eml.ErrRejected)
+		return "", fmt.Errorf("ses send: %v: %w", err, eml.ErrRejected)
 	}
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("send to %s: %w", msg.To, err)
+		return "", fmt.Errorf("ses send: %w", err)
 	}
 	timeout := m.Timeout
 	if timeout <= 0 {
@@ -131,7 +132,7 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (string, error) {
 	})
 	out, err := m.client.SendEmail(ctx, in, func(o *sesv2.Options) { o.Retryer = m.retryer })
 	if err != nil {
-		return "", fmt.Errorf("send to %s: %w", msg.To, classify(err, &a))
+		return "", fmt.Errorf("ses send: %w", classify(err, &a))
 	}
 	return aws.ToString(out.MessageId), nil
 }

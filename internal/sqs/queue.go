@@ -49,21 +49,13 @@ type Queue struct {
 	url    string
 	// Logger receives what Handle drops or reports; nil means slog.Default().
 	Logger *slog.Logger
-	// jitter returns a random duration in [0, d]; tests may fix it.
-	jitter func(d time.Duration) time.Duration
-	sleep  func(ctx context.Context, d time.Duration) error
 }
 
 var _ delivery.Queue = (*Queue)(nil)
 
 // NewQueue returns a queue that sends to queueURL through client.
 func NewQueue(client *sqs.Client, queueURL string) *Queue {
-	return &Queue{
-		client: client,
-		url:    queueURL,
-		jitter: func(d time.Duration) time.Duration { return rand.N(d + 1) },
-		sleep:  sleep,
-	}
+	return &Queue{client: client, url: queueURL}
 }
 
 func (q *Queue) logger() *slog.Logger {
@@ -98,7 +90,7 @@ func (q *Queue) Enqueue(ctx context.Context, tasks ...delivery.Task) error {
 		entries = append(entries, types.SendMessageBatchRequestEntry{
 			Id:           aws.String(strconv.Itoa(i)),
 			MessageBody:  aws.String(string(body)),
-			DelaySeconds: int32(q.Delay(t.Attempt) / time.Second),
+			DelaySeconds: int32(Delay(t.Attempt) / time.Second),
 		})
 	}
 	failed, firstErr := invalid, firstInvalid
@@ -170,7 +162,7 @@ func (q *Queue) sendBatch(ctx context.Context, entries []types.SendMessageBatchR
 		}
 		pending = again
 		d := entryBackoff << try
-		if serr := q.sleep(ctx, d/2+q.jitter(d/2)); serr != nil {
+		if serr := sleep(ctx, d/2+jitter(d/2)); serr != nil {
 			return notSent + len(pending), false, fmt.Errorf("retry %d refused entries: %w", len(pending), serr)
 		}
 	}
@@ -180,7 +172,7 @@ func (q *Queue) sendBatch(ctx context.Context, entries []types.SendMessageBatchR
 // delivers it: none for a first attempt, then retryBase doubled for each
 // attempt, capped at MaxDelay, with jitter over its upper half so that
 // retries of one throttled burst spread out. Whole seconds, as SQS takes.
-func (q *Queue) Delay(attempt int) time.Duration {
+func Delay(attempt int) time.Duration {
 	if attempt <= 0 {
 		return 0
 	}
@@ -188,9 +180,12 @@ func (q *Queue) Delay(attempt int) time.Duration {
 	if d > MaxDelay || d <= 0 {
 		d = MaxDelay
 	}
-	d = d/2 + q.jitter(d/2)
+	d = d/2 + jitter(d/2)
 	return d.Truncate(time.Second)
 }
+
+// jitter returns a random duration in [0, d].
+func jitter(d time.Duration) time.Duration { return rand.N(d + 1) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -118,7 +118,6 @@ func TestEnqueueDelaysRetries(t *testing.T) {
 }
 
 func TestDelay(t *testing.T) {
-	q := sqs.NewQueue(nil, "")
 	tests := []struct {
 		attempt  int
 		min, max time.Duration
@@ -135,14 +134,14 @@ func TestDelay(t *testing.T) {
 	for _, tt := range tests {
 		seen := map[time.Duration]bool{}
 		for range 200 {
-			d := q.Delay(tt.attempt)
+			d := sqs.Delay(tt.attempt)
 			if d < tt.min || d > tt.max || d%time.Second != 0 {
 				t.Fatalf("Delay(%d) = %v, want whole seconds in [%v, %v]", tt.attempt, d, tt.min, tt.max)
 			}
 			seen[d] = true
 		}
 		if tt.max-tt.min >= 2*time.Second && len(seen) < 2 {
-			t.Errorf("Delay(%d) always %v: no jitter", tt.attempt, q.Delay(tt.attempt))
+			t.Errorf("Delay(%d) always %v: no jitter", tt.attempt, sqs.Delay(tt.attempt))
 		}
 	}
 }
