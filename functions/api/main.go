@@ -1,0 +1,22 @@
+// Command api is the api Lambda function: Broadsheet's HTTP handler (reader
+// pages and the editors' API) behind an API Gateway HTTP API, payload 2.0.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+)
+
+func main() {
+	h, err := awsapp.NewAPI(context.Background(), os.Getenv, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broadsheet api:", err)
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}

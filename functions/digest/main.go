@@ -1,0 +1,24 @@
+// Command digest is the digest Lambda function: invoked by EventBridge
+// Scheduler with {"frequency": "daily"} or "weekly" it builds the digest of
+// the period and fans it out through SQS; invoked by the api function with
+// {"digestId": "..."} it fans that digest out.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+)
+
+func main() {
+	app, err := awsapp.Load(context.Background(), awsapp.DigestFunction, os.Getenv, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broadsheet digest:", err)
+		os.Exit(1)
+	}
+	lambda.Start(app.HandleDigest)
+}

@@ -1,0 +1,124 @@
+package awsapp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/broadsheet-news/broadsheet/internal/api"
+	"github.com/broadsheet-news/broadsheet/internal/settings"
+)
+
+// API is the api function's handler: the HTTP handler `broadsheet serve`
+// runs, behind the API Gateway HTTP API adapter (payload format 2.0).
+//
+// The function's public URL, which every email link needs, is
+// BROADSHEET_BASE_URL. The stack cannot always give it — the HTTP API's
+// own URL cannot be passed to the function the API refers to — so when
+// it is unset the app is built on the first request instead of at cold
+// start, from https:// and the domain name API Gateway reports for that
+// request.
+type API struct {
+	getenv func(string) string
+	stdout io.Writer
+
+	mu    sync.Mutex
+	app   *App
+	proxy *httpadapter.HandlerAdapterV2
+}
+
+// NewAPI returns the api function's handler, built at once when
+// BROADSHEET_BASE_URL is set.
+func NewAPI(ctx context.Context, getenv func(string) string, stdout io.Writer) (*API, error) {
+	a := &API{getenv: getenv, stdout: stdout}
+	if getenv(settings.EnvBaseURL) == "" {
+		return a, nil
+	}
+	if err := a.build(ctx, ""); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// App returns the app the handler runs, or nil before the first request
+// when it is built then.
+func (a *API) App() *App {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.app
+}
+
+// build loads the app, with baseURL as BROADSHEET_BASE_URL when it is
+// not empty. The caller holds a.mu or is the constructor.
+func (a *API) build(ctx context.Context, baseURL string) error {
+	getenv := a.getenv
+	if baseURL != "" {
+		getenv = func(k string) string {
+			if k == settings.EnvBaseURL {
+				return baseURL
+			}
+			return a.getenv(k)
+		}
+	}
+	app, err := Load(ctx, APIFunction, getenv, a.stdout)
+	if err != nil {
+		return err
+	}
+	h, err := api.NewHandler(app.Service, api.Options{Logger: app.Log, SiteName: app.Settings.SiteName})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	a.app, a.proxy = app, httpadapter.NewV2(h)
+	return nil
+}
+
+// Handle serves one HTTP API request. Errors become HTTP responses: none
+// is returned, since API Gateway does not retry.
+func (a *API) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	proxy, err := a.handler(ctx, ev)
+	if err != nil {
+		NewLogger(a.getenv, a.stdout).ErrorContext(ctx, "api function cannot start", "err", err)
+		return events.APIGatewayV2HTTPResponse{
+			StatusCode: http.StatusServiceUnavailable,
+			Headers:    map[string]string{"Content-Type": "application/json", "Retry-After": "5"},
+			Body:       `{"error":"unavailable","message":"Broadsheet is starting; try again in a moment."}`,
+		}, nil
+	}
+	res, err := proxy.ProxyWithContext(ctx, ev)
+	if err != nil {
+		a.App().Log.ErrorContext(ctx, "API Gateway event not served", "err", err, "path", ev.RawPath)
+		return events.APIGatewayV2HTTPResponse{
+			StatusCode: http.StatusBadRequest,
+			Headers:    map[string]string{"Content-Type": "application/json"},
+			Body:       `{"error":"invalid","message":"The request could not be read."}`,
+		}, nil
+	}
+	return res, nil
+}
+
+// handler returns the adapter, building the app first if that waited for
+// a request. A failed build is tried again by the next request.
+func (a *API) handler(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*httpadapter.HandlerAdapterV2, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.proxy != nil {
+		return a.proxy, nil
+	}
+	host := ev.RequestContext.DomainName
+	if host == "" {
+		host = ev.Headers["host"]
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return nil, fmt.Errorf("api: %s is unset and the request names no domain", settings.EnvBaseURL)
+	}
+	if err := a.build(ctx, "https://"+host); err != nil {
+		return nil, err
+	}
+	return a.proxy, nil
+}

@@ -1,0 +1,95 @@
+package awsapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/broadsheet-news/broadsheet/internal/bolt"
+	"github.com/broadsheet-news/broadsheet/internal/feedback"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+func readEvent(t *testing.T, name string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func TestHandleSNS(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "broadsheet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.CreateSubscriber(ctx, &newsletter.Subscriber{ID: "reader-ada", Email: "ada@example.com", Status: newsletter.StatusConfirmed, Frequency: newsletter.Daily}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &App{Function: FeedbackFunction, Log: log, Store: store, Feedback: feedback.New(store, nil)}
+	a.Feedback.Logger = log
+
+	var ev events.SNSEvent
+	readEvent(t, "feedback-bounce.json", &ev)
+	// The topic's first message is not an SES event: dropped, not retried.
+	junk := ev.Records[0]
+	junk.SNS.Message = "Successfully validated SNS topic for Amazon SES event publishing."
+	ev.Records = append([]events.SNSEventRecord{junk}, ev.Records...)
+	if err := a.HandleSNS(ctx, ev); err != nil {
+		t.Fatalf("HandleSNS: %v", err)
+	}
+	sub, err := store.Subscriber(ctx, "reader-ada")
+	if err != nil || sub.Status != newsletter.StatusBounced {
+		t.Errorf("ada after the sample bounce: %+v, %v; want bounced", sub, err)
+	}
+
+	store.Close()
+	if err := a.HandleSNS(ctx, ev); err == nil {
+		t.Error("HandleSNS on a closed store returned no error: SNS would not retry")
+	}
+}
+
+type fakeInvoker struct{ in *lambda.InvokeInput }
+
+func (f *fakeInvoker) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
+	f.in = in
+	if aws.ToString(in.FunctionName) == "missing" {
+		return nil, errors.New("ResourceNotFoundException")
+	}
+	return &lambda.InvokeOutput{StatusCode: 202}, nil
+}
+
+func TestLambdaDispatcher(t *testing.T) {
+	f := &fakeInvoker{}
+	d := &LambdaDispatcher{Client: f, FunctionName: "broadsheet-DigestFunction"}
+	if err := d.Dispatch(context.Background(), "daily-2026-11-26"); err != nil {
+		t.Fatal(err)
+	}
+	if f.in.InvocationType != types.InvocationTypeEvent || aws.ToString(f.in.FunctionName) != "broadsheet-DigestFunction" {
+		t.Errorf("invoke %+v, want an Event invocation of the digest function", f.in)
+	}
+	ev, err := ParseDigestEvent(f.in.Payload)
+	if err != nil || ev.DigestID != "daily-2026-11-26" {
+		t.Errorf("payload %s decodes as %+v, %v", f.in.Payload, ev, err)
+	}
+	d.FunctionName = "missing"
+	if err := d.Dispatch(context.Background(), "daily-2026-11-26"); err == nil {
+		t.Error("a failed invoke was not reported")
+	}
+}
