@@ -45,7 +45,12 @@ func New(client *dynamodb.Client, table string) *Store {
 // indexes included).
 type Capacity struct {
 	Read  float64
-	Write float64
+	Write float64 // every write, transactions included
+	// TransactWrite is the part of Write that TransactWriteItems
+	// reported. AWS bills a transactional write twice the units of a
+	// plain one and reports it so; DynamoDB Local reports it at the plain
+	// rate, so against Local the bill is Write + TransactWrite.
+	TransactWrite float64
 }
 
 // ConsumedCapacity returns the capacity the store's successful requests
@@ -60,6 +65,10 @@ func (s *Store) ConsumedCapacity() Capacity {
 
 // consume adds what a request reported to the store's total.
 func (s *Store) consume(write bool, ccs ...types.ConsumedCapacity) {
+	s.consumeUnits(write, false, ccs...)
+}
+
+func (s *Store) consumeUnits(write, transact bool, ccs ...types.ConsumedCapacity) {
 	var n float64
 	for _, cc := range ccs {
 		n += aws.ToFloat64(cc.CapacityUnits)
@@ -68,12 +77,15 @@ func (s *Store) consume(write bool, ccs ...types.ConsumedCapacity) {
 	defer s.mu.Unlock()
 	if write {
 		s.consumed.Write += n
+		if transact {
+			s.consumed.TransactWrite += n
+		}
 	} else {
 		s.consumed.Read += n
 	}
 }
 
-// consumed returns one request's consumed capacity as a slice, for consume.
+// one returns one request's consumed capacity as a slice, for consume.
 func one(cc *types.ConsumedCapacity) []types.ConsumedCapacity {
 	if cc == nil {
 		return nil
@@ -150,7 +162,7 @@ func (s *Store) transact(ctx context.Context, items ...types.TransactWriteItem) 
 	if err != nil {
 		return err
 	}
-	s.consume(true, out.ConsumedCapacity...)
+	s.consumeUnits(true, true, out.ConsumedCapacity...)
 	return nil
 }
 
