@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	app, err := awsapp.Load(context.Background(), awsapp.DigestFunction, os.Getenv, os.Stdout)
+	app, err := awsapp.LoadDigest(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet digest:", err)
 		os.Exit(1)

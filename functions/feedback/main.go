@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	app, err := awsapp.Load(context.Background(), awsapp.FeedbackFunction, os.Getenv, os.Stdout)
+	app, err := awsapp.LoadFeedback(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet feedback:", err)
 		os.Exit(1)

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	app, err := awsapp.Load(context.Background(), awsapp.SenderFunction, os.Getenv, os.Stdout)
+	app, err := awsapp.LoadSender(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet sender:", err)
 		os.Exit(1)

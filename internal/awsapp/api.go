@@ -66,7 +66,7 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 			return a.getenv(k)
 		}
 	}
-	app, err := Load(ctx, APIFunction, getenv, a.stdout)
+	app, err := loadAPI(ctx, getenv, a.stdout)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -101,83 +102,158 @@ type App struct {
 	Feedback *feedback.Processor
 }
 
-// Load builds the app of function fn from the environment, logging JSON to
-// stdout. It is called once, at cold start; an error means the function
-// cannot work at all.
-func Load(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (*App, error) {
-	a := &App{Function: fn, Log: NewLogger(getenv, stdout).With("function", string(fn))}
-	need := func(env string) (string, error) {
-		v := strings.TrimSpace(getenv(env))
-		if v == "" {
-			return "", fmt.Errorf("%s: %s is required", fn, env)
-		}
-		return v, nil
-	}
-	table, err := need(EnvTable)
+// Each function has its own loader, and builds only the AWS clients it
+// calls. That is least privilege, and it keeps the bootstraps small: in a
+// binary that executes templates (api, sender), text/template's reflection
+// makes the linker keep every method of every type reachable from an
+// interface value, so an SDK client stored in an adapter costs its whole
+// API. The Lambda client is therefore held as a method value (see
+// LambdaDispatcher), and the SQS client is built only where it is used.
+
+// LoadFeedback builds the feedback function's app: the store and the
+// feedback processor, nothing else.
+func LoadFeedback(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
+	a, _, err := begin(ctx, FeedbackFunction, getenv, stdout)
 	if err != nil {
 		return nil, err
 	}
+	a.Feedback = feedback.New(a.Store, nil)
+	a.Feedback.Logger = a.Log
+	return a, nil
+}
+
+// LoadDigest builds the digest function's app: it fans digests out inline,
+// onto the send queue.
+func LoadDigest(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
+	a, cfg, err := begin(ctx, DigestFunction, getenv, stdout)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.parts(ctx, cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.queue(cfg, getenv); err != nil {
+		return nil, err
+	}
+	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, p.engineConfig(a))
+	a.service(p, inlineFanout{a.Engine})
+	return a, nil
+}
+
+// LoadSender builds the sender function's app: the engine sends through
+// SES at this sender's share of the account's send rate, and puts readers
+// to retry back on the queue.
+func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
+	a, cfg, err := begin(ctx, SenderFunction, getenv, stdout)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.parts(ctx, cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.queue(cfg, getenv); err != nil {
+		return nil, err
+	}
+	ec := p.engineConfig(a)
+	ec.Limiter = a.limiter(ctx, p.mailer, getenv)
+	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, ec)
+	a.service(p, inlineFanout{a.Engine})
+	return a, nil
+}
+
+// loadAPI builds the api function's app: sends are dispatched to the
+// digest function; the engine only builds previews and test emails.
+func loadAPI(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
+	a, cfg, err := begin(ctx, APIFunction, getenv, stdout)
+	if err != nil {
+		return nil, err
+	}
+	name, err := need(APIFunction, getenv, EnvDigestFunction)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.parts(ctx, cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, nil, p.engineConfig(a))
+	a.service(p, &LambdaDispatcher{Invoke: lambda.NewFromConfig(cfg).Invoke, FunctionName: name})
+	return a, nil
+}
+
+// need returns a required variable, or an error naming it.
+func need(fn Function, getenv func(string) string, env string) (string, error) {
+	v := strings.TrimSpace(getenv(env))
+	if v == "" {
+		return "", fmt.Errorf("%s: %s is required", fn, env)
+	}
+	return v, nil
+}
+
+// begin starts every function's app: the logger, the AWS config (which
+// honours AWS_ENDPOINT_URL_<SERVICE>) and the DynamoDB store.
+func begin(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (*App, aws.Config, error) {
+	a := &App{Function: fn, Log: NewLogger(getenv, stdout).With("function", string(fn))}
+	table, err := need(fn, getenv, EnvTable)
+	if err != nil {
+		return nil, aws.Config{}, err
+	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: AWS config: %w", fn, err)
+		return nil, aws.Config{}, fmt.Errorf("%s: AWS config: %w", fn, err)
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(cfg), table)
-	a.Store = store
-	if fn == FeedbackFunction {
-		a.Feedback = feedback.New(store, nil)
-		a.Feedback.Logger = a.Log
-		return a, nil
-	}
+	a.Store = dynamo.New(dynamodb.NewFromConfig(cfg), table)
+	return a, cfg, nil
+}
 
+// parts are what the api, digest and sender functions share: the
+// settings, the signer, the renderer and the SES mailer.
+type parts struct {
+	signer   *token.Signer
+	renderer *render.Renderer
+	mailer   *ses.Mailer
+}
+
+func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) string) (*parts, error) {
+	var err error
 	if a.Settings, err = settings.FromEnv(getenv); err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
 	key, err := secrets.SigningKey(ctx, getenv, ssm.NewFromConfig(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
-	signer, err := token.NewSigner(key)
-	if err != nil {
-		return nil, fmt.Errorf("%s: signing key: %w", fn, err)
+	p := &parts{mailer: ses.New(sesv2.NewFromConfig(cfg), getenv(EnvConfigurationSet))}
+	if p.signer, err = token.NewSigner(key); err != nil {
+		return nil, fmt.Errorf("%s: signing key: %w", a.Function, err)
 	}
-	renderer, err := render.New(a.Settings.Site())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
+	if p.renderer, err = render.New(a.Settings.Site()); err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
-	mailer := ses.New(sesv2.NewFromConfig(cfg), getenv(EnvConfigurationSet))
-	engineCfg := delivery.Config{Letterhead: a.Settings.Letterhead(), Logger: a.Log}
+	return p, nil
+}
 
-	var dispatcher newsroom.Dispatcher
-	switch fn {
-	case APIFunction:
-		name, err := need(EnvDigestFunction)
-		if err != nil {
-			return nil, err
-		}
-		dispatcher = &LambdaDispatcher{Client: lambda.NewFromConfig(cfg), FunctionName: name}
-	case DigestFunction, SenderFunction:
-		url, err := need(EnvQueueURL)
-		if err != nil {
-			return nil, err
-		}
-		a.Queue = sqs.NewQueue(awssqs.NewFromConfig(cfg), url)
-		if fn == SenderFunction {
-			engineCfg.Limiter = a.limiter(ctx, mailer, getenv)
-		}
-	default:
-		return nil, fmt.Errorf("unknown function %q", fn)
+func (p *parts) engineConfig(a *App) delivery.Config {
+	return delivery.Config{Letterhead: a.Settings.Letterhead(), Logger: a.Log}
+}
+
+// queue builds the SQS send queue.
+func (a *App) queue(cfg aws.Config, getenv func(string) string) error {
+	url, err := need(a.Function, getenv, EnvQueueURL)
+	if err != nil {
+		return err
 	}
-	a.Engine = delivery.New(store, signer, renderer, mailer, nil, engineCfg)
-	if a.Queue != nil {
-		a.Engine.SetQueue(a.Queue)
-	}
-	if dispatcher == nil {
-		dispatcher = inlineFanout{a.Engine}
-	}
-	a.Service = newsroom.New(store, signer, renderer, mailer, a.Engine, dispatcher, newsroom.Config{
+	a.Queue = sqs.NewQueue(awssqs.NewFromConfig(cfg), url)
+	return nil
+}
+
+// service builds the newsroom on the engine, starting sends through d.
+func (a *App) service(p *parts, d newsroom.Dispatcher) {
+	a.Service = newsroom.New(a.Store, p.signer, p.renderer, p.mailer, a.Engine, d, newsroom.Config{
 		Site: a.Settings.Site(), From: a.Settings.From, Logger: a.Log,
 	})
-	return a, nil
 }
 
 // NewLogger returns a JSON logger to w at the level AWS_LAMBDA_LOG_LEVEL

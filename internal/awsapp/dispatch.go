@@ -16,19 +16,16 @@ type DigestInvocation struct {
 	DigestID string `json:"digestId"`
 }
 
-// Invoker is the part of the Lambda API the dispatcher calls;
-// *lambda.Client is one.
-type Invoker interface {
-	Invoke(ctx context.Context, in *lambda.InvokeInput, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
-}
-
 // LambdaDispatcher is the api function's newsroom.Dispatcher: it invokes
 // the digest function asynchronously (InvocationType Event) with a
 // DigestInvocation, so that an editor's "send" answers at once and the
 // fan-out runs for as long as it needs. Lambda keeps the event and retries
 // it; fan-out is idempotent.
 type LambdaDispatcher struct {
-	Client       Invoker
+	// Invoke is (*lambda.Client).Invoke. A method value, not the client,
+	// so that a binary that executes templates keeps this one operation
+	// and not the whole Lambda API (see the note above LoadFeedback).
+	Invoke       func(ctx context.Context, in *lambda.InvokeInput, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
 	FunctionName string
 }
 
@@ -38,7 +35,7 @@ func (d *LambdaDispatcher) Dispatch(ctx context.Context, digestID string) error 
 	if err != nil {
 		return fmt.Errorf("dispatch %s: %w", digestID, err)
 	}
-	out, err := d.Client.Invoke(ctx, &lambda.InvokeInput{
+	out, err := d.Invoke(ctx, &lambda.InvokeInput{
 		FunctionName:   aws.String(d.FunctionName),
 		InvocationType: types.InvocationTypeEvent,
 		Payload:        payload,

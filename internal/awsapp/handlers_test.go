@@ -77,7 +77,7 @@ func (f *fakeInvoker) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...fun
 
 func TestLambdaDispatcher(t *testing.T) {
 	f := &fakeInvoker{}
-	d := &LambdaDispatcher{Client: f, FunctionName: "broadsheet-DigestFunction"}
+	d := &LambdaDispatcher{Invoke: f.Invoke, FunctionName: "broadsheet-DigestFunction"}
 	if err := d.Dispatch(context.Background(), "daily-2026-11-26"); err != nil {
 		t.Fatal(err)
 	}
