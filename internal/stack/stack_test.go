@@ -15,6 +15,7 @@ import (
 
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/intrinsics"
+	"github.com/broadsheet-news/broadsheet/internal/dynamo"
 )
 
 // root is the repository root, two folders up.
@@ -223,4 +224,73 @@ func getAttResource(v any) string {
 		}
 	}
 	return ""
+}
+
+// TestTableMatchesStore: the table in template.yaml has the keys, indexes
+// and TTL attribute the DynamoDB store creates in tests, so what is tested
+// is what is deployed.
+func TestTableMatchesStore(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	var table struct {
+		BillingMode            string
+		AttributeDefinitions   []struct{ AttributeName, AttributeType string }
+		KeySchema              []struct{ AttributeName, KeyType string }
+		GlobalSecondaryIndexes []struct {
+			IndexName  string
+			KeySchema  []struct{ AttributeName, KeyType string }
+			Projection struct{ ProjectionType string }
+		}
+		TimeToLiveSpecification struct {
+			AttributeName string
+			Enabled       bool
+		}
+		PointInTimeRecoverySpecification struct{ PointInTimeRecoveryEnabled bool }
+	}
+	if err := json.Unmarshal(tpl.Resources["Table"].Properties, &table); err != nil {
+		t.Fatal(err)
+	}
+	want := dynamo.TableInput("x")
+	if table.BillingMode != string(want.BillingMode) {
+		t.Errorf("billing mode %q, want %q", table.BillingMode, want.BillingMode)
+	}
+	attrs := map[string]string{}
+	for _, a := range table.AttributeDefinitions {
+		attrs[a.AttributeName] = a.AttributeType
+	}
+	if len(attrs) != len(want.AttributeDefinitions) {
+		t.Errorf("template defines %d attributes, the store %d", len(attrs), len(want.AttributeDefinitions))
+	}
+	for _, a := range want.AttributeDefinitions {
+		if attrs[*a.AttributeName] != string(a.AttributeType) {
+			t.Errorf("attribute %s: template %q, store %q", *a.AttributeName, attrs[*a.AttributeName], a.AttributeType)
+		}
+	}
+	keyString := func(name, typ string) string { return name + ":" + typ }
+	for i, k := range want.KeySchema {
+		if i >= len(table.KeySchema) || keyString(table.KeySchema[i].AttributeName, table.KeySchema[i].KeyType) != keyString(*k.AttributeName, string(k.KeyType)) {
+			t.Errorf("key schema %v, want %v", table.KeySchema, want.KeySchema)
+			break
+		}
+	}
+	if len(table.GlobalSecondaryIndexes) != len(want.GlobalSecondaryIndexes) {
+		t.Fatalf("template has %d GSIs, the store %d", len(table.GlobalSecondaryIndexes), len(want.GlobalSecondaryIndexes))
+	}
+	for i, g := range want.GlobalSecondaryIndexes {
+		got := table.GlobalSecondaryIndexes[i]
+		if got.IndexName != *g.IndexName || got.Projection.ProjectionType != string(g.Projection.ProjectionType) || len(got.KeySchema) != len(g.KeySchema) {
+			t.Errorf("GSI %d: template %+v, store %s", i, got, *g.IndexName)
+			continue
+		}
+		for j, k := range g.KeySchema {
+			if keyString(got.KeySchema[j].AttributeName, got.KeySchema[j].KeyType) != keyString(*k.AttributeName, string(k.KeyType)) {
+				t.Errorf("GSI %s key %d: template %+v", *g.IndexName, j, got.KeySchema[j])
+			}
+		}
+	}
+	if table.TimeToLiveSpecification.AttributeName != dynamo.TTLAttribute || !table.TimeToLiveSpecification.Enabled {
+		t.Errorf("TTL %+v, want %s enabled", table.TimeToLiveSpecification, dynamo.TTLAttribute)
+	}
+	if !table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
+		t.Error("point-in-time recovery is off")
+	}
 }
