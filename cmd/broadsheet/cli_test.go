@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/broadsheet-news/broadsheet/internal/awstest"
+	"github.com/broadsheet-news/broadsheet/internal/dynamo"
+	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
 func runCLI(t *testing.T, stdin io.Reader, args ...string) (string, error) {
@@ -77,5 +81,32 @@ func TestDataFolderInUse(t *testing.T) {
 	_, err := runCLI(t, nil, "token", "list", "--data", dir)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("token list while serving: %v, want an in-use error", err)
+	}
+}
+
+// TestTokenOnDynamoDB: "token create --table" writes to a deployed stack's
+// table (here DynamoDB Local) and the token authenticates there.
+func TestTokenOnDynamoDB(t *testing.T) {
+	client := awstest.DynamoDBClient(t)
+	table := awstest.UniqueName(t, "tokens")
+	if err := dynamo.CreateTable(awstest.Context(t), client, table); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", awstest.DynamoDB(t).Endpoint)
+	t.Setenv("AWS_REGION", awstest.Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	secret, err := runCLI(t, nil, "token", "create", "--name", "Web desk", "--table", table, "--data", t.TempDir())
+	if err != nil || !strings.HasPrefix(secret, "bs_") {
+		t.Fatalf("token create --table: %q, %v", secret, err)
+	}
+	store := dynamo.New(client, table)
+	tok, err := store.EditorTokenByHash(awstest.Context(t), token.HashEditorSecret(strings.TrimSpace(secret)))
+	if err != nil || tok.Name != "Web desk" {
+		t.Fatalf("token in the table: %+v, %v", tok, err)
+	}
+	list, err := runCLI(t, nil, "token", "list", "--table", table)
+	if err != nil || !strings.Contains(list, "Web desk") {
+		t.Fatalf("token list --table: %q, %v", list, err)
 	}
 }

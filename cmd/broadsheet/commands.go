@@ -9,32 +9,38 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/broadsheet-news/broadsheet/internal/dynamo"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 )
 
-// tokenCmd creates and lists editor tokens.
+// tokenCmd creates and lists editor tokens, in the data folder's store or,
+// with --table, in the DynamoDB table of a deployed stack.
 func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
-		return fmt.Errorf("usage: broadsheet token create --name NAME [--scopes edit,send] | broadsheet token list")
+		return fmt.Errorf("usage: broadsheet token create --name NAME [--scopes edit,send] [--table TABLE] | broadsheet token list [--table TABLE]")
 	}
-	var name, scopes string
+	var name, scopes, table string
 	cfg, _, err := parseConfig("token "+args[0], args[1:], getenv, stderr, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&name, "name", "", "who the token is for (required)")
 			fs.StringVar(&scopes, "scopes", "edit,send", "what it may do: edit (articles, digests, subscribers) and send")
 		}
+		fs.StringVar(&table, "table", getenv("BROADSHEET_TABLE"), "the DynamoDB table of a deployed stack, instead of the data folder (AWS credentials from the environment) [BROADSHEET_TABLE]")
 	})
 	if err != nil {
 		return ignoreHelp(err)
 	}
-	a, err := openApp(cfg, stderr)
+	svc, done, err := tokenService(ctx, cfg, table, stderr)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer done()
 	if args[0] == "list" {
-		ts, err := a.service.EditorTokens(ctx)
+		ts, err := svc.EditorTokens(ctx)
 		if err != nil {
 			return err
 		}
@@ -43,13 +49,32 @@ func tokenCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	}
-	secret, t, err := a.service.CreateEditorToken(ctx, name, splitList(scopes))
+	secret, t, err := svc.CreateEditorToken(ctx, name, splitList(scopes))
 	if err != nil {
 		return userError(err)
 	}
 	fmt.Fprintf(stderr, "Editor token %q (%s) created. It is shown once:\n", t.Name, strings.Join(t.Scopes, ","))
 	fmt.Fprintln(stdout, secret)
 	return nil
+}
+
+// tokenService returns a newsroom for the token commands: the laptop app,
+// or, for a deployed stack, one on the DynamoDB table alone (editor tokens
+// touch nothing but the store).
+func tokenService(ctx context.Context, cfg *config, table string, stderr io.Writer) (*newsroom.Service, func(), error) {
+	if table == "" {
+		a, err := openApp(cfg, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a.service, func() { a.Close() }, nil
+	}
+	awscfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aws config: %w", err)
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awscfg), table)
+	return newsroom.New(store, nil, nil, nil, nil, nil, newsroom.Config{Site: cfg.Site()}), func() {}, nil
 }
 
 // digestCmd builds this period's digest and sends it, waiting until every

@@ -28,7 +28,8 @@ const usage = `Broadsheet: a news site's articles, by email.
 
 Usage:
   broadsheet serve                      run the API, pages, sender and schedule
-  broadsheet token create --name NAME   make an editor token (printed once)
+  broadsheet token create --name NAME   make an editor token (printed once);
+                                        --table TABLE writes to a deployed stack
   broadsheet token list                 list editor tokens
   broadsheet digest send --frequency daily [--intro TEXT]
                                         build this period's digest and send it
