@@ -43,7 +43,7 @@ type Server struct {
 	Endpoint string // http://127.0.0.1:port
 	Port     int
 	cmd      *exec.Cmd
-	out      *bytes.Buffer
+	out      *lockedWriter
 	done     chan struct{}
 }
 
@@ -113,11 +113,12 @@ func Start(tb testing.TB, name string, port int, dir string, env []string, argv 
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = &lockedWriter{w: out}, &lockedWriter{w: out}
+	w := &lockedWriter{w: out}
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		Missing(tb, fmt.Sprintf("%s (%v)", name, err))
 	}
-	s := &Server{Name: name, Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, cmd: cmd, out: out, done: make(chan struct{})}
+	s := &Server{Name: name, Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, cmd: cmd, out: w, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -140,6 +141,12 @@ func Start(tb testing.TB, name string, port int, dir string, env []string, argv 
 type lockedWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
