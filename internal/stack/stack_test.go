@@ -6,8 +6,10 @@
 package stack
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -292,5 +294,49 @@ func TestTableMatchesStore(t *testing.T) {
 	}
 	if !table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
 		t.Error("point-in-time recovery is off")
+	}
+}
+
+// maxBootstrap is the most a stripped bootstrap may weigh: small binaries
+// start fast, and the issue sets the bar at 16 MB.
+const maxBootstrap = 16 << 20
+
+// TestSamBuildTargets runs each function's build-<LogicalId> target as
+// `sam build` would (with ARTIFACTS_DIR set) and checks that a stripped
+// arm64 Linux bootstrap under 16 MB appears.
+func TestSamBuildTargets(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatal("make is required to check the SAM build targets")
+	}
+	tpl, _ := loadTemplate(t)
+	for name := range tpl.functions(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command("make", "--no-print-directory", "build-"+name, "ARTIFACTS_DIR="+dir)
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make build-%s: %v\n%s", name, err, b)
+			}
+			path := filepath.Join(dir, "bootstrap")
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatalf("no bootstrap: %v", err)
+			}
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Fatalf("bootstrap is not an ELF binary: %v", err)
+			}
+			defer f.Close()
+			if f.Machine != elf.EM_AARCH64 {
+				t.Errorf("bootstrap is for %v, want arm64 (the template's architecture)", f.Machine)
+			}
+			if f.Section(".symtab") != nil {
+				t.Error("bootstrap is not stripped")
+			}
+			t.Logf("%s bootstrap: %.2f MB", name, float64(fi.Size())/(1<<20))
+			if fi.Size() > maxBootstrap {
+				t.Errorf("bootstrap is %.2f MB, over the 16 MB limit", float64(fi.Size())/(1<<20))
+			}
+		})
 	}
 }
