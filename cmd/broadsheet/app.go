@@ -15,6 +15,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/outbox"
 	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
 	"github.com/broadsheet-news/broadsheet/internal/smtp"
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
@@ -54,6 +55,10 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	mails, err := transactional.New(cfg.Site())
+	if err != nil {
+		return nil, err
+	}
 	var m mailer
 	if cfg.SMTP != "" {
 		if m, err = smtp.New(cfg.SMTP); err != nil {
@@ -74,7 +79,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)
-	svc := newsroom.New(store, signer, renderer, m, engine, engine, newsroom.Config{
+	svc := newsroom.New(store, signer, renderer, mails, m, engine, engine, newsroom.Config{
 		Site:   cfg.Site(),
 		From:   cfg.From,
 		Logger: log,

@@ -74,7 +74,7 @@ func tokenService(ctx context.Context, cfg *config, table string, stderr io.Writ
 		return nil, nil, fmt.Errorf("aws config: %w", err)
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awscfg), table)
-	return newsroom.New(store, nil, nil, nil, nil, nil, newsroom.Config{Site: cfg.Site()}), func() {}, nil
+	return newsroom.New(store, nil, nil, nil, nil, nil, nil, newsroom.Config{Site: cfg.Site()}), func() {}, nil
 }
 
 // digestCmd builds this period's digest and sends it, waiting until every

@@ -9,11 +9,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/apifunc"
 )
 
 func main() {
-	h, err := awsapp.NewAPI(context.Background(), os.Getenv, os.Stdout)
+	h, err := apifunc.NewAPI(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet api:", err)
 		os.Exit(1)

@@ -27,6 +27,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/outbox"
 	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
@@ -121,6 +122,10 @@ func MustEnv(tb testing.TB, opt ...func(*api.Options)) *env {
 	if err != nil {
 		tb.Fatalf("renderer: %v", err)
 	}
+	mails, err := transactional.New(site)
+	if err != nil {
+		tb.Fatalf("transactional emails: %v", err)
+	}
 	outDir := filepath.Join(dir, "outbox")
 	mailer, err := outbox.New(outDir)
 	if err != nil {
@@ -143,7 +148,7 @@ func MustEnv(tb testing.TB, opt ...func(*api.Options)) *env {
 	q.Start(ctx)
 	tb.Cleanup(func() { cancel(); q.Close() })
 
-	svc := newsroom.New(store, signer, renderer, mailer, engine, engine, newsroom.Config{
+	svc := newsroom.New(store, signer, renderer, mails, mailer, engine, engine, newsroom.Config{
 		Site:   site,
 		From:   "The Daily Ledger <news@ledger.example.com>",
 		Now:    clk.Now,

@@ -17,7 +17,7 @@ import (
 // internal detail, the panic is logged, and the server keeps serving.
 func TestRecoverPanic(t *testing.T) {
 	var logs bytes.Buffer
-	svc := newsroom.New(nil, nil, nil, nil, nil, nil, newsroom.Config{})
+	svc := newsroom.New(nil, nil, nil, nil, nil, nil, nil, newsroom.Config{})
 	h, err := NewHandler(svc, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,12 @@ type DigestEvent struct {
 	DigestID  string `json:"digestId"`
 }
 
+// DigestInvocation is the event the api function sends the digest function
+// to fan a digest out: {"digestId": "daily-2026-11-26"}.
+type DigestInvocation struct {
+	DigestID string `json:"digestId"`
+}
+
 // ErrBadEvent is wrapped by ParseDigestEvent's errors: the event is
 // neither shape, and invoking again with it cannot help.
 var ErrBadEvent = errors.New("bad digest event")

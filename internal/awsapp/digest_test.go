@@ -118,7 +118,7 @@ func digestApp(t *testing.T) (*App, *recordingQueue) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	q := &recordingQueue{}
 	engine := delivery.New(store, signer, renderer, nopMailer{}, q, delivery.Config{Letterhead: s.Letterhead(), Logger: log, Now: now})
-	svc := newsroom.New(store, signer, renderer, nopMailer{}, engine, inlineFanout{engine}, newsroom.Config{
+	svc := newsroom.New(store, signer, renderer, nil, nopMailer{}, engine, inlineFanout{engine}, newsroom.Config{
 		Site: s.Site(), From: s.From, Logger: log, Now: now,
 	})
 	return &App{Function: DigestFunction, Settings: s, Log: log, Store: store, Engine: engine, Service: svc}, q

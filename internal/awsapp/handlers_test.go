@@ -3,7 +3,6 @@ package awsapp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -11,9 +10,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
@@ -62,34 +58,5 @@ func TestHandleSNS(t *testing.T) {
 	store.Close()
 	if err := a.HandleSNS(ctx, ev); err == nil {
 		t.Error("HandleSNS on a closed store returned no error: SNS would not retry")
-	}
-}
-
-type fakeInvoker struct{ in *lambda.InvokeInput }
-
-func (f *fakeInvoker) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
-	f.in = in
-	if aws.ToString(in.FunctionName) == "missing" {
-		return nil, errors.New("ResourceNotFoundException")
-	}
-	return &lambda.InvokeOutput{StatusCode: 202}, nil
-}
-
-func TestLambdaDispatcher(t *testing.T) {
-	f := &fakeInvoker{}
-	d := &LambdaDispatcher{Invoke: f.Invoke, FunctionName: "broadsheet-DigestFunction"}
-	if err := d.Dispatch(context.Background(), "daily-2026-11-26"); err != nil {
-		t.Fatal(err)
-	}
-	if f.in.InvocationType != types.InvocationTypeEvent || aws.ToString(f.in.FunctionName) != "broadsheet-DigestFunction" {
-		t.Errorf("invoke %+v, want an Event invocation of the digest function", f.in)
-	}
-	ev, err := ParseDigestEvent(f.in.Payload)
-	if err != nil || ev.DigestID != "daily-2026-11-26" {
-		t.Errorf("payload %s decodes as %+v, %v", f.in.Payload, ev, err)
-	}
-	d.FunctionName = "missing"
-	if err := d.Dispatch(context.Background(), "daily-2026-11-26"); err == nil {
-		t.Error("a failed invoke was not reported")
 	}
 }

@@ -21,8 +21,8 @@ import (
 // comment for its items). It is safe for concurrent use, by any number of
 // processes: every write is conditional.
 type Store struct {
-	client *dynamodb.Client
-	table  string
+	api   api
+	table string
 
 	// Now is the store's clock, used only for TTL: when a pending
 	// subscriber expires and whether an item has. It defaults to time.Now.
@@ -37,7 +37,31 @@ var _ newsletter.Store = (*Store)(nil)
 // New returns a Store on the table, which must exist as CreateTable makes
 // it.
 func New(client *dynamodb.Client, table string) *Store {
-	return &Store{client: client, table: table, Now: time.Now}
+	return &Store{api: newAPI(client), table: table, Now: time.Now}
+}
+
+// api is the part of the DynamoDB API the store calls, held as method
+// values of a *dynamodb.Client rather than the client itself. In a binary
+// that executes templates, the linker keeps every exported method of a
+// type reachable from an interface value, and a Store is one (a
+// newsletter.Store): holding the client would keep the whole DynamoDB API,
+// 1.4 MB of the api and sender bootstraps.
+type api struct {
+	getItem            func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	putItem            func(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	deleteItem         func(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	query              func(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	transactWriteItems func(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+}
+
+func newAPI(c *dynamodb.Client) api {
+	return api{
+		getItem:            c.GetItem,
+		putItem:            c.PutItem,
+		deleteItem:         c.DeleteItem,
+		query:              c.Query,
+		transactWriteItems: c.TransactWriteItems,
+	}
 }
 
 // Capacity is an amount of DynamoDB capacity, in read and write request
@@ -96,7 +120,7 @@ func one(cc *types.ConsumedCapacity) []types.ConsumedCapacity {
 // Requests. Each asks for its consumed capacity and reports it.
 
 func (s *Store) getItem(ctx context.Context, key item, consistent bool) (item, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+	out, err := s.api.getItem(ctx, &dynamodb.GetItemInput{
 		TableName:              &s.table,
 		Key:                    key,
 		ConsistentRead:         aws.Bool(consistent),
@@ -112,7 +136,7 @@ func (s *Store) getItem(ctx context.Context, key item, consistent bool) (item, e
 func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.PutItem(ctx, in)
+	out, err := s.api.putItem(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -123,7 +147,7 @@ func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
 func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) error {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.DeleteItem(ctx, in)
+	out, err := s.api.deleteItem(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -134,7 +158,7 @@ func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) er
 func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
 	in.TableName = &s.table
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
-	out, err := s.client.Query(ctx, in)
+	out, err := s.api.query(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +179,7 @@ func (s *Store) transact(ctx context.Context, items ...types.TransactWriteItem) 
 			items[i].ConditionCheck.TableName = &s.table
 		}
 	}
-	out, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+	out, err := s.api.transactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems:          items,
 		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 	})

@@ -7,6 +7,7 @@ package newsroom
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -22,6 +23,15 @@ import (
 // Mailer sends transactional and test emails.
 type Mailer interface {
 	Send(ctx context.Context, m *eml.Message) (messageID string, err error)
+}
+
+// Transactional builds the transactional emails (package transactional).
+// It is an interface so that the digest and sender functions, which hold a
+// newsroom but never email readers one by one, do not link hermes.
+type Transactional interface {
+	Confirmation(confirmURL string) (*render.Mail, error)
+	Welcome(preferencesURL, unsubscribeURL string) (*render.Mail, error)
+	Goodbye(resubscribeURL string) (*render.Mail, error)
 }
 
 // Dispatcher starts sending a digest that is marked sending: the
@@ -78,6 +88,7 @@ type Service struct {
 	store    newsletter.Store
 	signer   *token.Signer
 	renderer *render.Renderer
+	mails    Transactional
 	mailer   Mailer
 	engine   *delivery.Engine
 	dispatch Dispatcher
@@ -85,11 +96,25 @@ type Service struct {
 }
 
 // New returns a newsroom. The engine builds digest emails (for tests and
-// previews); d starts sends.
-func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, engine *delivery.Engine, d Dispatcher, cfg Config) *Service {
+// previews); d starts sends. t may be nil in a process that never emails
+// readers one by one (the digest and sender functions): signing up,
+// confirming and unsubscribing then fail with an internal error.
+func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, t Transactional, m Mailer, engine *delivery.Engine, d Dispatcher, cfg Config) *Service {
 	cfg.defaults()
-	return &Service{store: store, signer: signer, renderer: r, mailer: m, engine: engine, dispatch: d, cfg: cfg}
+	if t == nil {
+		t = noTransactional{}
+	}
+	return &Service{store: store, signer: signer, renderer: r, mails: t, mailer: m, engine: engine, dispatch: d, cfg: cfg}
 }
+
+// noTransactional is the Transactional of a newsroom given none.
+type noTransactional struct{}
+
+var errNoTransactional = errors.New("no transactional emails in this process")
+
+func (noTransactional) Confirmation(string) (*render.Mail, error)    { return nil, errNoTransactional }
+func (noTransactional) Welcome(string, string) (*render.Mail, error) { return nil, errNoTransactional }
+func (noTransactional) Goodbye(string) (*render.Mail, error)         { return nil, errNoTransactional }
 
 // Sections returns the sections readers can choose from.
 func (s *Service) Sections() []newsletter.Section { return s.cfg.Site.Sections }

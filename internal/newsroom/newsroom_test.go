@@ -16,6 +16,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/outbox"
 	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
@@ -86,6 +87,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mails, err := transactional.New(site)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ob, err := outbox.New(filepath.Join(dir, "outbox"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
 	m := &countingMailer{next: ob}
 	engine := delivery.New(store, signer, r, m, nopQueue{}, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: site.URL}, Now: c.Now})
-	svc := newsroom.New(store, signer, r, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
+	svc := newsroom.New(store, signer, r, mails, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
 	return &fixture{svc: svc, store: store, mailer: m, clock: c, signer: signer}
 }
 

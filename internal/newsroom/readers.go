@@ -103,7 +103,7 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest) error {
 // sendConfirmation mails the confirmation link and records when, so that
 // repeated sign-ups do not flood the address.
 func (s *Service) sendConfirmation(ctx context.Context, sub *newsletter.Subscriber) error {
-	m, err := s.renderer.Confirmation(s.link("/confirm", token.Confirm, sub.ID, s.cfg.ConfirmTTL))
+	m, err := s.mails.Confirmation(s.link("/confirm", token.Confirm, sub.ID, s.cfg.ConfirmTTL))
 	if err != nil {
 		return fmt.Errorf("render confirmation: %w", err)
 	}
@@ -164,7 +164,7 @@ func (s *Service) Confirm(ctx context.Context, tok string) (*newsletter.Subscrib
 		return nil, fmt.Errorf("confirm: %w", err)
 	}
 	if confirmed {
-		m, err := s.renderer.Welcome(s.link("/preferences", token.Preferences, sub.ID, s.cfg.LinkTTL), s.link("/unsubscribe", token.Unsubscribe, sub.ID, s.cfg.LinkTTL))
+		m, err := s.mails.Welcome(s.link("/preferences", token.Preferences, sub.ID, s.cfg.LinkTTL), s.link("/unsubscribe", token.Unsubscribe, sub.ID, s.cfg.LinkTTL))
 		if err == nil {
 			err = s.sendMail(ctx, sub.Email, m)
 		}
@@ -197,7 +197,7 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string) (*newsletter.Subs
 		return nil, fmt.Errorf("unsubscribe: %w", err)
 	}
 	if wasConfirmed {
-		m, err := s.renderer.Goodbye(strings.TrimRight(s.cfg.Site.URL, "/") + "/")
+		m, err := s.mails.Goodbye(strings.TrimRight(s.cfg.Site.URL, "/") + "/")
 		if err == nil {
 			err = s.sendMail(ctx, sub.Email, m)
 		}

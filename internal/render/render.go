@@ -1,5 +1,5 @@
-// Package render turns digests into email bodies and builds the
-// transactional emails (confirmation, welcome, goodbye).
+// Package render turns digests into email bodies. The transactional emails
+// (confirmation, welcome, goodbye) are package transactional's.
 //
 // A digest is rendered once per Variant (the sections and the format a group
 // of readers chose), never once per reader: the per-reader links are
@@ -51,8 +51,31 @@ type Site struct {
 	Location      *time.Location // for dates shown in emails; UTC when nil
 }
 
-// Renderer renders digests and transactional emails for one site. It parses
-// its templates once, in New, and is safe for concurrent use.
+// Normalize returns the site as the renderers use it: the name and postal
+// address on one line, URL without a trailing slash, HomeURL defaulting to
+// URL, Location to UTC. Name and an absolute http(s) URL are required.
+func (s Site) Normalize() (Site, error) {
+	s.Name = oneLine(s.Name)
+	if s.Name == "" {
+		return Site{}, errors.New("site name is required")
+	}
+	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Site{}, fmt.Errorf("site URL %q must be an absolute http or https address", s.URL)
+	}
+	if s.HomeURL = strings.TrimSpace(s.HomeURL); s.HomeURL == "" {
+		s.HomeURL = s.URL
+	}
+	s.PostalAddress = joinLines(s.PostalAddress)
+	if s.Location == nil {
+		s.Location = time.UTC
+	}
+	s.Sections = slices.Clone(s.Sections)
+	return s, nil
+}
+
+// Renderer renders digests for one site. It parses its templates once, in
+// New, and is safe for concurrent use.
 type Renderer struct {
 	site    Site
 	html    *htmltemplate.Template
@@ -60,28 +83,14 @@ type Renderer struct {
 	renders atomic.Int64
 }
 
-// New checks the site and parses the embedded digest templates. Site.Name
-// and an absolute http(s) Site.URL are required.
+// New checks the site (see Site.Normalize) and parses the embedded digest
+// templates.
 func New(site Site) (*Renderer, error) {
-	site.Name = oneLine(site.Name)
-	if site.Name == "" {
-		return nil, errors.New("render: site name is required")
+	site, err := site.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
 	}
-	site.URL = strings.TrimRight(strings.TrimSpace(site.URL), "/")
-	if u, err := url.Parse(site.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("render: site URL %q must be an absolute http or https address", site.URL)
-	}
-	if site.HomeURL = strings.TrimSpace(site.HomeURL); site.HomeURL == "" {
-		site.HomeURL = site.URL
-	}
-	site.PostalAddress = joinLines(site.PostalAddress)
-	if site.Location == nil {
-		site.Location = time.UTC
-	}
-	site.Sections = slices.Clone(site.Sections)
-
 	r := &Renderer{site: site}
-	var err error
 	r.html, err = htmltemplate.New("digest.html.tmpl").Funcs(htmlFuncs).ParseFS(templates.FS, "email/digest.html.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("render: parse HTML digest template: %w", err)

@@ -177,49 +177,6 @@ func TestArchiveGolden(t *testing.T) {
 	}
 }
 
-func TestTransactionalGolden(t *testing.T) {
-	r := MustRenderer(t)
-	for _, tt := range []struct {
-		name        string
-		mail        func() (*render.Mail, error)
-		subject     string
-		mustContain []string
-	}{
-		{"confirmation", func() (*render.Mail, error) {
-			return r.Confirmation("https://news.example.com/confirm?t=c0nf1rm&x=1")
-		}, "Confirm your subscription to The Daily Ledger", []string{"https://news.example.com/confirm?t=c0nf1rm"}},
-		{"welcome", func() (*render.Mail, error) {
-			return r.Welcome(testLinks.Preferences, testLinks.Unsubscribe)
-		}, "Welcome to The Daily Ledger", []string{"https://news.example.com/preferences?t=tok123", "https://news.example.com/unsubscribe?t=tok123"}},
-		{"goodbye", func() (*render.Mail, error) {
-			return r.Goodbye("http://127.0.0.1:8080/subscribe")
-		}, "You have unsubscribed from The Daily Ledger", []string{"http://127.0.0.1:8080/subscribe"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := tt.mail()
-			if err != nil {
-				t.Fatalf("%s: %v", tt.name, err)
-			}
-			if m.Subject != tt.subject {
-				t.Errorf("subject = %q, want %q", m.Subject, tt.subject)
-			}
-			want := append(tt.mustContain, "1 Printing House Square", "The Daily Ledger")
-			for _, part := range []struct {
-				name string
-				body []byte
-			}{{"HTML", m.HTML}, {"text", m.Text}} {
-				for _, s := range want {
-					if !bytes.Contains(part.body, []byte(s)) {
-						t.Errorf("%s part lacks %q", part.name, s)
-					}
-				}
-			}
-			golden(t, tt.name+".golden.html", m.HTML)
-			golden(t, tt.name+".golden.txt", m.Text)
-		})
-	}
-}
-
 func TestVariantFor(t *testing.T) {
 	d := testDigest() // sections: news, politics, business, sport, culture, opinion, weather
 	all := d.Sections()
@@ -646,14 +603,5 @@ func BenchmarkPersonalize(b *testing.B) {
 	b.SetBytes(int64(len(e.HTML) + len(e.Text)))
 	for b.Loop() {
 		e.Personalize(testLinks)
-	}
-}
-
-func BenchmarkConfirmation(b *testing.B) {
-	r := MustRenderer(b)
-	for b.Loop() {
-		if _, err := r.Confirmation("https://news.example.com/confirm?t=abc"); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -41,8 +41,15 @@ const sendAttempts = 3
 
 // Mailer sends messages through SES v2. It implements delivery.Mailer.
 type Mailer struct {
-	client    *sesv2.Client
-	configSet string
+	// sendEmail and getAccount are (*sesv2.Client).SendEmail and
+	// GetAccount. Method values, not the client: in a binary that executes
+	// templates, the linker keeps every exported method of a type
+	// reachable from an interface value, and a Mailer is one (a
+	// delivery.Mailer), so holding the client would keep the whole SES v2
+	// API, 1.6 MB of the api and sender bootstraps.
+	sendEmail  func(context.Context, *sesv2.SendEmailInput, ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error)
+	getAccount func(context.Context, *sesv2.GetAccountInput, ...func(*sesv2.Options)) (*sesv2.GetAccountOutput, error)
+	configSet  string
 	// Timeout bounds one Send; zero means DefaultTimeout.
 	Timeout time.Duration
 	retryer aws.Retryer
@@ -64,7 +71,12 @@ var _ delivery.Mailer = (*Mailer)(nil)
 // nothing. Every other failure comes back at once, classified. GetAccount
 // keeps the client's retryer, as it changes nothing.
 func New(client *sesv2.Client, configurationSet string) *Mailer {
-	return &Mailer{client: client, configSet: configurationSet, retryer: sendRetryer(nil)}
+	return &Mailer{
+		sendEmail:  client.SendEmail,
+		getAccount: client.GetAccount,
+		configSet:  configurationSet,
+		retryer:    sendRetryer(nil),
+	}
 }
 
 // sendRetryer returns the SendEmail retryer; backoff nil means the SDK's.
@@ -130,7 +142,7 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (string, error) {
 			}
 		},
 	})
-	out, err := m.client.SendEmail(ctx, in, func(o *sesv2.Options) { o.Retryer = m.retryer })
+	out, err := m.sendEmail(ctx, in, func(o *sesv2.Options) { o.Retryer = m.retryer })
 	if err != nil {
 		return "", fmt.Errorf("ses send: %w", classify(err, &a))
 	}
@@ -246,7 +258,7 @@ func TagValue(s string) string {
 // MaxSendRate returns the account's maximum send rate, in messages per
 // second, from GetAccount.
 func (m *Mailer) MaxSendRate(ctx context.Context) (float64, error) {
-	out, err := m.client.GetAccount(ctx, &sesv2.GetAccountInput{})
+	out, err := m.getAccount(ctx, &sesv2.GetAccountInput{})
 	if err != nil {
 		return 0, fmt.Errorf("get SES account: %w", err)
 	}

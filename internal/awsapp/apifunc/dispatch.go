@@ -1,4 +1,4 @@
-package awsapp
+package apifunc
 
 import (
 	"context"
@@ -8,30 +8,26 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 )
 
-// DigestInvocation is the event the api function sends the digest function
-// to fan a digest out: {"digestId": "daily-2026-11-26"}.
-type DigestInvocation struct {
-	DigestID string `json:"digestId"`
-}
-
 // LambdaDispatcher is the api function's newsroom.Dispatcher: it invokes
-// the digest function asynchronously (InvocationType Event) with a
-// DigestInvocation, so that an editor's "send" answers at once and the
-// fan-out runs for as long as it needs. Lambda keeps the event and retries
-// it; fan-out is idempotent.
+// the digest function asynchronously (InvocationType Event) with an
+// awsapp.DigestInvocation, so that an editor's "send" answers at once and
+// the fan-out runs for as long as it needs. Lambda keeps the event and
+// retries it; fan-out is idempotent.
 type LambdaDispatcher struct {
 	// Invoke is (*lambda.Client).Invoke. A method value, not the client,
 	// so that a binary that executes templates keeps this one operation
-	// and not the whole Lambda API (see the note above LoadFeedback).
+	// and not the whole Lambda API (see the note above awsapp.LoadFeedback).
 	Invoke       func(ctx context.Context, in *lambda.InvokeInput, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
 	FunctionName string
 }
 
 // Dispatch asks the digest function to fan digestID out.
 func (d *LambdaDispatcher) Dispatch(ctx context.Context, digestID string) error {
-	payload, err := json.Marshal(DigestInvocation{DigestID: digestID})
+	payload, err := json.Marshal(awsapp.DigestInvocation{DigestID: digestID})
 	if err != nil {
 		return fmt.Errorf("dispatch %s: %w", digestID, err)
 	}

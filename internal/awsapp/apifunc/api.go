@@ -1,4 +1,9 @@
-package awsapp
+// Package apifunc is the api Lambda function's handler: package awsapp's
+// wiring, plus what only the api function links — the HTTP handler, the
+// transactional emails (hermes) and the Lambda client that starts the
+// digest function. Keeping them out of package awsapp keeps them out of
+// the digest, sender and feedback bootstraps.
+package apifunc
 
 import (
 	"context"
@@ -9,11 +14,31 @@ import (
 	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/broadsheet-news/broadsheet/internal/api"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/newsroom"
+	"github.com/broadsheet-news/broadsheet/internal/render"
+	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
 	"github.com/broadsheet-news/broadsheet/internal/settings"
 )
+
+// newTransactional and newDispatcher are the api function's own
+// dependencies (see awsapp.APIDeps).
+func newTransactional(site render.Site) (newsroom.Transactional, error) {
+	r, err := transactional.New(site)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func newDispatcher(cfg aws.Config, digestFunction string) newsroom.Dispatcher {
+	return &LambdaDispatcher{Invoke: lambda.NewFromConfig(cfg).Invoke, FunctionName: digestFunction}
+}
 
 // API is the api function's handler: the HTTP handler `broadsheet serve`
 // runs, behind the API Gateway HTTP API adapter (payload format 2.0).
@@ -29,7 +54,7 @@ type API struct {
 	stdout io.Writer
 
 	mu    sync.Mutex
-	app   *App
+	app   *awsapp.App
 	proxy *httpadapter.HandlerAdapterV2
 }
 
@@ -48,7 +73,7 @@ func NewAPI(ctx context.Context, getenv func(string) string, stdout io.Writer) (
 
 // App returns the app the handler runs, or nil before the first request
 // when it is built then.
-func (a *API) App() *App {
+func (a *API) App() *awsapp.App {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.app
@@ -66,7 +91,10 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 			return a.getenv(k)
 		}
 	}
-	app, err := loadAPI(ctx, getenv, a.stdout)
+	app, err := awsapp.LoadAPI(ctx, getenv, a.stdout, awsapp.APIDeps{
+		Transactional: newTransactional,
+		Dispatcher:    newDispatcher,
+	})
 	if err != nil {
 		return err
 	}
@@ -83,7 +111,7 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 func (a *API) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	proxy, err := a.handler(ctx, ev)
 	if err != nil {
-		NewLogger(a.getenv, a.stdout).ErrorContext(ctx, "api function cannot start", "err", err)
+		awsapp.NewLogger(a.getenv, a.stdout).ErrorContext(ctx, "api function cannot start", "err", err)
 		return events.APIGatewayV2HTTPResponse{
 			StatusCode: http.StatusServiceUnavailable,
 			Headers:    map[string]string{"Content-Type": "application/json", "Retry-After": "5"},
