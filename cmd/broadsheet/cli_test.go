@@ -12,6 +12,7 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/dynamo"
+	"github.com/broadsheet-news/broadsheet/internal/smtp/smtptest"
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
@@ -108,5 +109,22 @@ func TestTokenOnDynamoDB(t *testing.T) {
 	list, err := runCLI(t, nil, "token", "list", "--table", table)
 	if err != nil || !strings.Contains(list, "Web desk") {
 		t.Fatalf("token list --table: %q, %v", list, err)
+	}
+}
+
+// TestServeOverSMTP: with --smtp, "serve" hands mail to a real SMTP server
+// on loopback instead of the outbox folder.
+func TestServeOverSMTP(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	dir := t.TempDir()
+	base, _ := startServer(t, &testClock{t: time.Now()}, "--data", dir, "--smtp", sink.URL())
+	res := do(t, "POST", base+"/subscribe", "", "application/json", `{"email":"ada@example.com"}`)
+	wantStatus(t, res, 202)
+	got := sink.WaitFor(1, 10*time.Second)
+	if len(got) != 1 || len(got[0].To) != 1 || got[0].To[0] != "ada@example.com" || !bytes.Contains(got[0].Data, []byte("/confirm?token=")) {
+		t.Fatalf("SMTP server received %+v, want one confirmation to ada@example.com", got)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "outbox", "*.eml")); len(files) != 0 {
+		t.Errorf("%d files in the outbox, want none when sending over SMTP", len(files))
 	}
 }
