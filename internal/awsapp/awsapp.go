@@ -18,6 +18,7 @@ package awsapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,11 +30,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/time/rate"
 
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/dynamo"
+	"github.com/broadsheet-news/broadsheet/internal/eml"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
@@ -115,9 +116,14 @@ type App struct {
 //     of the operations it calls, never an SDK client: the DynamoDB and
 //     SES clients cost 1.4 and 1.6 MB that way.
 //   - Importing a package costs its initialisation whatever is called: an
-//     SDK service's schemas (Lambda 0.5 MB, SSM 1.2 MB) and hermes (0.4
+//     SDK service's schemas (Lambda 0.5 MB, SSM 1.25 MB) and hermes (0.4
 //     MB). This package, which every function imports, imports neither
 //     the Lambda client nor hermes; package apifunc adds them for the api.
+//     No function imports the SSM client: package secrets makes its one
+//     GetParameter call with the SDK's core.
+//   - Only the functions that send mail build the SES mailer: the digest
+//     function, which only enqueues, holds a mailer that refuses, so that
+//     it links no SES operation (and needs no SES permission).
 //   - The transactional emails are package transactional's, not methods
 //     of the digest renderer, which the sender also holds (1.2 MB).
 
@@ -140,7 +146,7 @@ func LoadDigest(ctx context.Context, getenv func(string) string, stdout io.Write
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.parts(ctx, cfg, getenv)
+	p, err := a.parts(ctx, cfg, getenv, noMail{})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +166,8 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.parts(ctx, cfg, getenv)
+	client := sesv2.NewFromConfig(cfg)
+	p, err := a.parts(ctx, cfg, getenv, ses.New(client, getenv(EnvConfigurationSet)))
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +175,7 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 		return nil, err
 	}
 	ec := p.engineConfig(a)
-	ec.Limiter = a.limiter(ctx, p.mailer, getenv)
+	ec.Limiter = a.limiter(ctx, client, getenv)
 	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, ec)
 	a.service(p, nil, inlineFanout{a.Engine})
 	return a, nil
@@ -196,7 +203,7 @@ func LoadAPI(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.parts(ctx, cfg, getenv)
+	p, err := a.parts(ctx, cfg, getenv, ses.New(sesv2.NewFromConfig(cfg), getenv(EnvConfigurationSet)))
 	if err != nil {
 		return nil, err
 	}
@@ -235,23 +242,24 @@ func begin(ctx context.Context, fn Function, getenv func(string) string, stdout 
 }
 
 // parts are what the api, digest and sender functions share: the
-// settings, the signer, the renderer and the SES mailer.
+// settings, the signer, the renderer and the mailer (SES in the api and
+// sender, noMail in the digest function).
 type parts struct {
 	signer   *token.Signer
 	renderer *render.Renderer
-	mailer   *ses.Mailer
+	mailer   delivery.Mailer
 }
 
-func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) string) (*parts, error) {
+func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) string, mailer delivery.Mailer) (*parts, error) {
 	var err error
 	if a.Settings, err = settings.FromEnv(getenv); err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
-	key, err := secrets.SigningKey(ctx, getenv, ssm.NewFromConfig(cfg))
+	key, err := secrets.SigningKey(ctx, getenv, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
-	p := &parts{mailer: ses.New(sesv2.NewFromConfig(cfg), getenv(EnvConfigurationSet))}
+	p := &parts{mailer: mailer}
 	if p.signer, err = token.NewSigner(key); err != nil {
 		return nil, fmt.Errorf("%s: signing key: %w", a.Function, err)
 	}
@@ -298,8 +306,8 @@ func NewLogger(getenv func(string) string, w io.Writer) *slog.Logger {
 
 // limiter paces this sender at its share of the account's send rate, read
 // once from SES GetAccount at cold start.
-func (a *App) limiter(ctx context.Context, m *ses.Mailer, getenv func(string) string) *rate.Limiter {
-	account, err := m.MaxSendRate(ctx)
+func (a *App) limiter(ctx context.Context, client *sesv2.Client, getenv func(string) string) *rate.Limiter {
+	account, err := ses.MaxSendRate(ctx, client)
 	if err != nil || account <= 0 {
 		a.Log.Warn("SES send rate unknown; sending at the fallback rate", "fallback", FallbackSendRate, "err", err)
 		account = FallbackSendRate / SendRateShare
@@ -320,4 +328,20 @@ type inlineFanout struct{ engine *delivery.Engine }
 // Dispatch fans the digest out now.
 func (d inlineFanout) Dispatch(ctx context.Context, digestID string) error {
 	return d.engine.Fanout(ctx, digestID)
+}
+
+// ErrNoMail is what the digest function's mailer answers: that function
+// only fans digests out onto the send queue, and the sender sends them.
+var ErrNoMail = errors.New("the digest function does not send mail")
+
+// noMail is the digest function's mailer. Its engine and newsroom never
+// send, and with no SES client the bootstrap links no SES operation,
+// which the function's policy rightly does not allow.
+type noMail struct{}
+
+var _ delivery.Mailer = noMail{}
+
+// Send refuses with ErrNoMail.
+func (noMail) Send(context.Context, *eml.Message) (string, error) {
+	return "", ErrNoMail
 }

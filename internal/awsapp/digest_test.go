@@ -64,9 +64,12 @@ func TestDigestInvocationRoundTrip(t *testing.T) {
 	}
 }
 
-type nopMailer struct{}
-
-func (nopMailer) Send(context.Context, *eml.Message) (string, error) { return "ses-id", nil }
+// The digest function's mailer refuses: the function only enqueues.
+func TestNoMail(t *testing.T) {
+	if id, err := (noMail{}).Send(context.Background(), &eml.Message{}); !errors.Is(err, ErrNoMail) || id != "" {
+		t.Errorf("noMail.Send = %q, %v; want ErrNoMail", id, err)
+	}
+}
 
 // recordingQueue keeps what fan-out enqueues.
 type recordingQueue struct {
@@ -88,7 +91,8 @@ func (q *recordingQueue) len() int {
 }
 
 // digestApp is the digest function's app on a bbolt store, with a clock on
-// 26 November 2026 and a queue that records what fan-out sends it.
+// 26 November 2026, a queue that records what fan-out sends it and, as
+// LoadDigest gives it, a mailer that refuses.
 func digestApp(t *testing.T) (*App, *recordingQueue) {
 	t.Helper()
 	s, err := settings.FromEnv(func(k string) string {
@@ -117,8 +121,8 @@ func digestApp(t *testing.T) (*App, *recordingQueue) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	q := &recordingQueue{}
-	engine := delivery.New(store, signer, renderer, nopMailer{}, q, delivery.Config{Letterhead: s.Letterhead(), Logger: log, Now: now})
-	svc := newsroom.New(store, signer, renderer, nil, nopMailer{}, engine, inlineFanout{engine}, newsroom.Config{
+	engine := delivery.New(store, signer, renderer, noMail{}, q, delivery.Config{Letterhead: s.Letterhead(), Logger: log, Now: now})
+	svc := newsroom.New(store, signer, renderer, nil, noMail{}, engine, inlineFanout{engine}, newsroom.Config{
 		Site: s.Site(), From: s.From, Logger: log, Now: now,
 	})
 	return &App{Function: DigestFunction, Settings: s, Log: log, Store: store, Engine: engine, Service: svc}, q

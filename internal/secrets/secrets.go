@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
@@ -28,11 +27,15 @@ const (
 )
 
 // SigningKey returns the token signing key: the hex in BROADSHEET_SIGNING_KEY
-// when set, else the hex value of the SSM parameter named by
-// BROADSHEET_SIGNING_KEY_PARAM, read with decryption. Surrounding white
-// space is ignored. The key must hold at least token.KeySize bytes. Errors
-// never include the key or any part of it.
-func SigningKey(ctx context.Context, getenv func(string) string, client *ssm.Client) ([]byte, error) {
+// when set, which makes no AWS call, else the hex value of the SSM
+// parameter named by BROADSHEET_SIGNING_KEY_PARAM, read with decryption
+// with cfg's region, credentials and HTTP client, at the endpoint
+// AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL names when set (see ssm.go).
+// An error SSM answers with is an *SSMError. Surrounding white space is
+// ignored. The key must hold at
+// least token.KeySize bytes. Errors never include the key or any part of
+// it.
+func SigningKey(ctx context.Context, getenv func(string) string, cfg aws.Config) ([]byte, error) {
 	if v := getenv(SigningKeyEnv); v != "" {
 		return decode(SigningKeyEnv, v)
 	}
@@ -40,17 +43,11 @@ func SigningKey(ctx context.Context, getenv func(string) string, client *ssm.Cli
 	if name == "" {
 		return nil, fmt.Errorf("signing key: set %s to the SSM parameter holding it (or %s to the key, for local runs)", SigningKeyParamEnv, SigningKeyEnv)
 	}
-	if client == nil {
-		return nil, fmt.Errorf("signing key: no SSM client to read parameter %s", name)
-	}
-	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	value, err := getParameter(ctx, getenv, cfg, name)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: get SSM parameter %s: %w", name, err)
+		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	if out.Parameter == nil || out.Parameter.Value == nil {
-		return nil, fmt.Errorf("signing key: SSM parameter %s has no value", name)
-	}
-	return decode("SSM parameter "+name, *out.Parameter.Value)
+	return decode("SSM parameter "+name, value)
 }
 
 // decode reads a hex key from source, saying what is wrong without

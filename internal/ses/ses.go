@@ -41,15 +41,13 @@ const sendAttempts = 3
 
 // Mailer sends messages through SES v2. It implements delivery.Mailer.
 type Mailer struct {
-	// sendEmail and getAccount are (*sesv2.Client).SendEmail and
-	// GetAccount. Method values, not the client: in a binary that executes
-	// templates, the linker keeps every exported method of a type
-	// reachable from an interface value, and a Mailer is one (a
-	// delivery.Mailer), so holding the client would keep the whole SES v2
-	// API, 1.6 MB of the api and sender bootstraps.
-	sendEmail  func(context.Context, *sesv2.SendEmailInput, ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error)
-	getAccount func(context.Context, *sesv2.GetAccountInput, ...func(*sesv2.Options)) (*sesv2.GetAccountOutput, error)
-	configSet  string
+	// sendEmail is (*sesv2.Client).SendEmail. A method value, not the
+	// client: in a binary that executes templates, the linker keeps every
+	// exported method of a type reachable from an interface value, and a
+	// Mailer is one (a delivery.Mailer), so holding the client would keep
+	// the whole SES v2 API, 1.6 MB of the api and sender bootstraps.
+	sendEmail func(context.Context, *sesv2.SendEmailInput, ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error)
+	configSet string
 	// Timeout bounds one Send; zero means DefaultTimeout.
 	Timeout time.Duration
 	retryer aws.Retryer
@@ -68,14 +66,12 @@ var _ delivery.Mailer = (*Mailer)(nil)
 // (TooManyRequestsException, Throttling/ThrottlingException and
 // LimitExceededException for the sending rate), up to three attempts with
 // the SDK's jittered backoff: a throttled request was refused and sent
-// nothing. Every other failure comes back at once, classified. GetAccount
-// keeps the client's retryer, as it changes nothing.
+// nothing. Every other failure comes back at once, classified.
 func New(client *sesv2.Client, configurationSet string) *Mailer {
 	return &Mailer{
-		sendEmail:  client.SendEmail,
-		getAccount: client.GetAccount,
-		configSet:  configurationSet,
-		retryer:    sendRetryer(nil),
+		sendEmail: client.SendEmail,
+		configSet: configurationSet,
+		retryer:   sendRetryer(nil),
 	}
 }
 
@@ -256,9 +252,12 @@ func TagValue(s string) string {
 }
 
 // MaxSendRate returns the account's maximum send rate, in messages per
-// second, from GetAccount.
-func (m *Mailer) MaxSendRate(ctx context.Context) (float64, error) {
-	out, err := m.getAccount(ctx, &sesv2.GetAccountInput{})
+// second, from client's GetAccount, with the client's retryer, as it
+// changes nothing. It is a function, not a Mailer method, so that only a
+// binary that calls it links GetAccount and needs ses:GetAccount: the
+// sender does, the api, which also sends mail, does not.
+func MaxSendRate(ctx context.Context, client *sesv2.Client) (float64, error) {
+	out, err := client.GetAccount(ctx, &sesv2.GetAccountInput{})
 	if err != nil {
 		return 0, fmt.Errorf("get SES account: %w", err)
 	}

@@ -119,7 +119,7 @@ func TestSendTextOnly(t *testing.T) {
 }
 
 func TestMaxSendRate(t *testing.T) {
-	rate, err := ses.New(awstest.SESClient(t), "").MaxSendRate(awstest.Context(t))
+	rate, err := ses.MaxSendRate(awstest.Context(t), awstest.SESClient(t))
 	if err != nil || rate != 200 {
 		t.Fatalf("MaxSendRate = %v, %v; want 200", rate, err)
 	}

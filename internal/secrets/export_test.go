@@ -1,0 +1,4 @@
+package secrets
+
+// SSMEndpoint exposes ssmEndpoint to the tests.
+var SSMEndpoint = ssmEndpoint
