@@ -60,12 +60,20 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	var m mailer
+	// The outbox is its own record of what it sent, against which the
+	// engine reconciles a copy whose outcome it did not record; SMTP keeps
+	// no such record, so those copies wait for Sweep's grace period.
+	var reconciler delivery.Reconciler
 	if cfg.SMTP != "" {
 		if m, err = smtp.New(cfg.SMTP); err != nil {
 			return nil, err
 		}
-	} else if m, err = outbox.New(filepath.Join(cfg.Data, "outbox")); err != nil {
-		return nil, err
+	} else {
+		ob, err := outbox.New(filepath.Join(cfg.Data, "outbox"))
+		if err != nil {
+			return nil, err
+		}
+		m, reconciler = ob, ob
 	}
 	store, err := bolt.Open(filepath.Join(cfg.Data, "broadsheet.db"))
 	if err != nil {
@@ -76,6 +84,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		Letterhead: cfg.Letterhead(),
 		Logger:     log,
 		Now:        cfg.now,
+		Reconciler: reconciler,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)

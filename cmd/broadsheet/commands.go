@@ -120,6 +120,10 @@ func digestCmd(ctx context.Context, args []string, getenv func(string) string, s
 			fmt.Fprintf(stdout, "Sent %s: %d sent, %d skipped, %d failed, %d unknown\n", st.ID, c.Sent, c.Skipped, c.Failed, c.Unknown)
 			return nil
 		}
+		if st.Status == newsletter.DigestPaused {
+			fmt.Fprintf(stdout, "Paused %s: %s. %d sent so far; run send again to resume.\n", st.ID, st.PausedReason, c.Sent)
+			return fmt.Errorf("digest %s paused", st.ID)
+		}
 		fmt.Fprintf(stdout, "%s: %d of %d settled (%d sent)\n", st.ID, c.Settled(), c.Total, c.Sent)
 		select {
 		case <-ctx.Done():

@@ -224,10 +224,10 @@ func (h *handler) listDigests(w http.ResponseWriter, r *http.Request, _ *newslet
 		}
 	}
 	switch st := newsletter.DigestStatus(q.Get("status")); st {
-	case "", newsletter.DigestDraft, newsletter.DigestSending, newsletter.DigestSent:
+	case "", newsletter.DigestDraft, newsletter.DigestSending, newsletter.DigestPaused, newsletter.DigestSent:
 		f.Status = st
 	default:
-		h.writeError(w, r, newsletter.Errorf(newsletter.EINVALID, "Status must be one of: draft, sending, sent."))
+		h.writeError(w, r, newsletter.Errorf(newsletter.EINVALID, "Status must be one of: draft, sending, paused, sent."))
 		return
 	}
 	items, next, err := h.svc.Digests(r.Context(), f, p)

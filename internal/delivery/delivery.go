@@ -8,6 +8,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -65,6 +66,32 @@ type Letterhead struct {
 	BaseURL           string // public URL of Broadsheet, for reader links
 }
 
+// Reconciler is the mail provider's own record of what it sent: it tells
+// whether the message of a digest to a reader left, and its message ID.
+// The engine asks it before sending again a row whose outcome is unknown
+// (a send that timed out, or a sender that died between claim and
+// settle). (*outbox.Mailer) is one; SMTP has no record, and on AWS the
+// record is SES's Send event, which reaches the ledger through package
+// feedback instead.
+type Reconciler interface {
+	Sent(ctx context.Context, digestID, subscriberID string) (messageID string, found bool, err error)
+}
+
+// Step names a point in fan-out or send where a test can crash the process.
+type Step string
+
+// The steps at which Config.Fault is called.
+const (
+	StepLedgerWritten Step = "fanout.ledger-written" // a page's ledger rows written, not yet enqueued
+	StepEnqueued      Step = "fanout.enqueued"       // the page enqueued, cursor not yet saved
+	StepClaimed       Step = "send.claimed"          // row claimed (sending, leased), reader not yet re-read
+	StepMailed        Step = "send.mailed"           // the mailer returned, the outcome not yet recorded
+	StepSettled       Step = "send.settled"          // outcome recorded, task not yet acknowledged
+)
+
+// Steps lists every Step, in the order a reader's copy passes them.
+var Steps = []Step{StepLedgerWritten, StepEnqueued, StepClaimed, StepMailed, StepSettled}
+
 // Config tunes the engine; zero fields take the defaults shown.
 type Config struct {
 	Letterhead  Letterhead
@@ -76,6 +103,44 @@ type Config struct {
 	Now         func() time.Time
 	Logger      *slog.Logger
 	Limiter     Limiter // optional
+
+	// Reconciler, when set, is asked before a row whose outcome is unknown
+	// is sent again. Without one, such a row stays unknown until a
+	// provider event settles it (package feedback) or, after
+	// UnknownGrace, Sweep queues it again.
+	Reconciler Reconciler
+	// OnReconciled, optional, is called for every row whose unknown
+	// outcome was reconciled with the Reconciler: sent is true when the
+	// provider had the message (the row is settled sent), false when it
+	// never left (the row is sent now).
+	OnReconciled func(digestID, subscriberID string, sent bool)
+	// UnknownGrace is how long a row may stay unknown, with no Reconciler,
+	// before Sweep decides that the message never left and queues it
+	// again: 15 minutes. SES Send events arrive within seconds.
+	UnknownGrace time.Duration
+
+	// MaxBounceRate and MaxComplaintRate pause a digest whose rates go
+	// over them (see newsletter.RateLimits; defaults 0.02 and 0.0005),
+	// judged once MinRateSample copies (default 200) have gone out.
+	MaxBounceRate    float64
+	MaxComplaintRate float64
+	MinRateSample    int64
+
+	// Fault, when set (tests only), is called at each Step; a non-nil
+	// error makes the engine stop at once and return it wrapped — doing no
+	// clean-up, as a crashed process would. subscriberID is "" for fan-out
+	// steps. StepSettled fires after each row the task settles (sent,
+	// skipped, failed, unknown, or reconciled), so a task of n readers
+	// has n points at which it can die after recording an outcome. A
+	// crash inside Send stops the whole task: Send returns every reader
+	// of the task to retry, as a queue redelivers the whole message.
+	Fault func(step Step, digestID, subscriberID string) error
+}
+
+// RateLimits returns the bounce and complaint limits the engine pauses
+// digests at.
+func (c *Config) RateLimits() newsletter.RateLimits {
+	return newsletter.RateLimits{MaxBounceRate: c.MaxBounceRate, MaxComplaintRate: c.MaxComplaintRate, MinSample: c.MinRateSample}.WithDefaults()
 }
 
 func (c *Config) defaults() {
@@ -100,6 +165,36 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.UnknownGrace <= 0 {
+		c.UnknownGrace = 15 * time.Minute
+	}
+}
+
+// crash is the error an injected fault makes the engine stop with.
+type crash struct {
+	step Step
+	err  error
+}
+
+func (c *crash) Error() string { return "injected crash at " + string(c.step) + ": " + c.err.Error() }
+func (c *crash) Unwrap() error { return c.err }
+
+// fault calls Config.Fault at a step; the error it returns, if any, is a
+// crash that the engine passes up without cleaning up.
+func (e *Engine) fault(step Step, digestID, subscriberID string) error {
+	if e.cfg.Fault == nil {
+		return nil
+	}
+	if err := e.cfg.Fault(step, digestID, subscriberID); err != nil {
+		return &crash{step: step, err: err}
+	}
+	return nil
+}
+
+// isCrash reports whether err is an injected crash.
+func isCrash(err error) bool {
+	var c *crash
+	return errors.As(err, &c)
 }
 
 // Engine fans digests out and sends them.
@@ -137,7 +232,9 @@ func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mai
 // SetQueue sets the queue fan-out writes to.
 func (e *Engine) SetQueue(q Queue) { e.queue = q }
 
-// Dispatch asks for a digest to be fanned out, through the queue.
+// Dispatch asks for a digest to be fanned out, through the queue. For a
+// digest resumed after a pause, the fan-out task also puts its queued rows
+// back on the queue (see Fanout).
 func (e *Engine) Dispatch(ctx context.Context, digestID string) error {
 	return e.queue.Enqueue(ctx, Task{Kind: KindFanout, DigestID: digestID})
 }

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 )
@@ -13,13 +15,26 @@ import (
 // page's rows were both written and enqueued, so a crash at any point
 // repeats at most one page: rows that exist already are enqueued again,
 // which the sender's conditional claim makes harmless.
+//
+// Fan-out stops, cursor saved, when the digest is paused, and goes on from
+// there when it is sent again. Once fan-out is done, a digest that was
+// paused since the last sweep is swept (see Sweep): the rows whose queue
+// messages were acknowledged unsent while it was paused go back on the
+// queue. A fan-out task for a digest fanned out and swept already (a
+// repeated trigger, a redelivered message) enqueues nothing.
 func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 	d, err := e.store.Digest(ctx, digestID)
 	if err != nil {
 		return fmt.Errorf("fan out %s: %w", digestID, err)
 	}
-	if d.Status != newsletter.DigestSending || d.FanoutDone {
-		return nil // not started, or already fanned out: a duplicate task
+	if d.Status != newsletter.DigestSending {
+		return nil // not started, paused or sent: nothing to do
+	}
+	if d.FanoutDone {
+		if d.Pauses > d.SweptPauses {
+			return e.sweepAndFinish(ctx, d.ID, d.Pauses)
+		}
+		return nil
 	}
 	sections := d.Sections()
 	filter := newsletter.SubscriberFilter{Status: newsletter.StatusConfirmed, Frequency: d.Frequency}
@@ -40,32 +55,75 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 			}
 			ids = append(ids, s.ID)
 		}
+		if err := e.fault(StepLedgerWritten, d.ID, ""); err != nil {
+			return fmt.Errorf("fan out %s: %w", digestID, err)
+		}
 		if err := e.enqueue(ctx, d.ID, ids); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)
 		}
+		if err := e.fault(StepEnqueued, d.ID, ""); err != nil {
+			return fmt.Errorf("fan out %s: %w", digestID, err)
+		}
 		done := next == ""
-		if _, err := e.store.UpdateDigest(ctx, d.ID, func(d *newsletter.Digest) error {
+		saved, err := e.store.UpdateDigest(ctx, d.ID, func(d *newsletter.Digest) error {
 			d.FanoutCursor, d.FanoutDone = next, done
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("fan out %s: save cursor: %w", digestID, err)
+		}
+		if saved.Status != newsletter.DigestSending {
+			e.cfg.Logger.Info("fan-out stopped: digest not sending", "digest", d.ID, "status", saved.Status)
+			return nil
 		}
 		if done {
 			e.cfg.Logger.Info("fan-out done", "digest", d.ID)
+			if saved.Pauses > saved.SweptPauses {
+				return e.sweepAndFinish(ctx, d.ID, saved.Pauses)
+			}
 			return e.finish(ctx, d.ID)
 		}
 		cursor = next
 	}
 }
 
+// sweepAndFinish sweeps a fanned-out digest resumed after its pauses-th
+// pause, records that those pauses are swept up after, and marks the
+// digest sent if nothing is left in flight. A crash before the record
+// sweeps again next time, which is harmless.
+func (e *Engine) sweepAndFinish(ctx context.Context, digestID string, pauses int) error {
+	n, err := e.Sweep(ctx, digestID)
+	if err != nil {
+		return err
+	}
+	e.cfg.Logger.Info("resumed digest swept", "digest", digestID, "requeued", n)
+	if _, err := e.store.UpdateDigest(ctx, digestID, func(d *newsletter.Digest) error {
+		d.SweptPauses = max(d.SweptPauses, pauses)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("sweep %s: %w", digestID, err)
+	}
+	return e.finish(ctx, digestID)
+}
+
+// errNotUnknown makes Sweep's update of an unknown row write nothing.
+var errNotUnknown = errors.New("row no longer unknown")
+
 // Sweep enqueues again every row of a digest that is still queued, or held
 // by a lease that has run out: the rows whose queue messages were lost
-// with a crashed in-process queue. On SQS, where messages survive a crash,
-// it is a harmless safety net.
+// with a crashed in-process queue, or acknowledged unsent while the digest
+// was paused. On SQS, where messages survive a crash, it is a harmless
+// safety net; duplicates are dropped by the sender's conditional claim.
+//
+// Rows whose outcome is unknown are enqueued too when the engine has a
+// Reconciler, which the claim asks first. Without one, an unknown row is
+// queued again only once UnknownGrace has passed since it turned unknown
+// with no provider event settling it: by then the message would have been
+// reported had it left. Sweep returns how many rows it enqueued.
 func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
 	now := e.cfg.Now()
 	n := 0
-	for _, status := range []newsletter.DeliveryStatus{newsletter.DeliveryQueued, newsletter.DeliverySending} {
+	for _, status := range []newsletter.DeliveryStatus{newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown} {
 		cursor := ""
 		for {
 			rows, next, err := e.store.Deliveries(ctx, digestID, newsletter.DeliveryFilter{Status: status}, newsletter.Page{Cursor: cursor, Limit: e.cfg.PageSize})
@@ -74,9 +132,22 @@ func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
 			}
 			var ids []string
 			for _, r := range rows {
-				if r.Status == newsletter.DeliveryQueued || r.LeaseUntil.Before(now) {
-					ids = append(ids, r.SubscriberID)
+				switch {
+				case r.Status == newsletter.DeliveryQueued:
+				case r.Status == newsletter.DeliverySending && r.LeaseUntil.Before(now):
+				case r.Status == newsletter.DeliveryUnknown && e.cfg.Reconciler != nil:
+				case r.Status == newsletter.DeliveryUnknown && !r.UpdatedAt.After(now.Add(-e.cfg.UnknownGrace)):
+					ok, err := e.requeueUnknown(ctx, r, now)
+					if err != nil {
+						return n, fmt.Errorf("sweep %s: %w", digestID, err)
+					}
+					if !ok {
+						continue
+					}
+				default:
+					continue
 				}
+				ids = append(ids, r.SubscriberID)
 			}
 			if err := e.enqueue(ctx, digestID, ids); err != nil {
 				return n, fmt.Errorf("sweep %s: %w", digestID, err)
@@ -91,8 +162,38 @@ func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
 	return n, nil
 }
 
+// requeueUnknown moves a row that stayed unknown past the grace period back
+// to queued, and reports whether it did (a provider event may have settled
+// it since it was listed).
+func (e *Engine) requeueUnknown(ctx context.Context, r *newsletter.Delivery, now time.Time) (bool, error) {
+	since := r.UpdatedAt
+	_, err := e.store.UpdateDelivery(ctx, r.DigestID, r.SubscriberID, func(r *newsletter.Delivery) error {
+		if r.Status != newsletter.DeliveryUnknown || r.UpdatedAt.After(now.Add(-e.cfg.UnknownGrace)) {
+			return errNotUnknown
+		}
+		r.Status, r.Reason, r.UpdatedAt = newsletter.DeliveryQueued, "", now
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotUnknown):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("requeue unknown row %s: %w", r.SubscriberID, err)
+	}
+	e.cfg.Logger.Warn("unknown outcome not reconciled within the grace period: sending again",
+		"digest", r.DigestID, "subscriber", r.SubscriberID, "unknownSince", since, "grace", e.cfg.UnknownGrace)
+	return true, nil
+}
+
+// recentSent is how many of the newest sent digests Resume sweeps for rows
+// whose outcome is still unknown.
+const recentSent = 20
+
 // Resume picks up every digest that was sending when the process stopped:
 // it finishes fan-out from the saved cursor and re-enqueues unsettled rows.
+// It also sweeps the newest sent digests that still hold unknown rows
+// (unknown rows do not keep a digest sending). Paused digests stay paused
+// until an editor sends them again.
 func (e *Engine) Resume(ctx context.Context) error {
 	cursor := ""
 	for {
@@ -116,10 +217,29 @@ func (e *Engine) Resume(ctx context.Context) error {
 			e.cfg.Logger.Info("resumed digest", "digest", d.ID, "requeued", n)
 		}
 		if next == "" {
-			return nil
+			break
 		}
 		cursor = next
 	}
+	sent, _, err := e.store.Digests(ctx, newsletter.DigestFilter{Status: newsletter.DigestSent}, newsletter.Page{Limit: recentSent})
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	for _, d := range sent {
+		c, err := e.store.DeliveryCounts(ctx, d.ID)
+		if err != nil {
+			return fmt.Errorf("resume %s: %w", d.ID, err)
+		}
+		if c.Unknown == 0 {
+			continue
+		}
+		n, err := e.Sweep(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		e.cfg.Logger.Info("swept unknown rows of a sent digest", "digest", d.ID, "unknown", c.Unknown, "requeued", n)
+	}
+	return nil
 }
 
 func (e *Engine) enqueue(ctx context.Context, digestID string, ids []string) error {
@@ -138,13 +258,25 @@ func (e *Engine) enqueue(ctx context.Context, digestID string, ids []string) err
 	return nil
 }
 
-// finish marks the digest sent once fan-out is done and no row is in
-// flight. Rows whose outcome is unknown do not hold the digest open: they
-// wait for reconciliation, and the counters show them.
+// finish runs after fan-out and after every send task. A sending digest
+// whose bounce or complaint rate is over the limits is paused. Otherwise
+// it is marked sent once fan-out is done and no row is in flight. Rows
+// whose outcome is unknown do not hold the digest open: they wait for
+// reconciliation (a provider event, or Sweep), and the counters show them.
 func (e *Engine) finish(ctx context.Context, digestID string) error {
 	c, err := e.store.DeliveryCounts(ctx, digestID)
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", digestID, err)
+	}
+	if reason, over := e.cfg.RateLimits().Over(c); over {
+		paused, err := newsletter.PauseDigest(ctx, e.store, digestID, reason, e.cfg.Now())
+		if err != nil {
+			return fmt.Errorf("finish %s: %w", digestID, err)
+		}
+		if paused {
+			e.cfg.Logger.Warn("digest paused", "digest", digestID, "reason", reason)
+			return nil
+		}
 	}
 	if c.Queued+c.Sending > 0 {
 		return nil
@@ -157,7 +289,7 @@ func (e *Engine) finish(ctx context.Context, digestID string) error {
 		return nil
 	})
 	switch {
-	case err == errNotFinished:
+	case errors.Is(err, errNotFinished):
 		return nil
 	case err != nil:
 		return fmt.Errorf("finish %s: %w", digestID, err)

@@ -8,6 +8,13 @@
 // Every change is a conditional update that only ever moves a record
 // forward, so notifications may arrive twice and in any order: a duplicate
 // changes nothing, and a Delivery after a Bounce does not undo the bounce.
+// That is also what deduplicates by feedback ID: SES may deliver one
+// feedback (one feedbackId) more than once, but it names one message, so
+// one ledger row, and a row moves to bounced or complained once. The
+// digest's bounce and complaint rates are counted from ledger row
+// statuses, never from notifications, so a duplicate cannot count twice.
+// A bounce or complaint that moves a row checks those rates and pauses the
+// digest when one is over its limit (newsletter.RateLimits).
 package feedback
 
 import (
@@ -66,6 +73,7 @@ type Notification struct {
 		Tags        map[string][]string `json:"tags"`
 	} `json:"mail"`
 	Bounce *struct {
+		FeedbackID        string `json:"feedbackId"`
 		BounceType        string `json:"bounceType"`
 		BounceSubType     string `json:"bounceSubType"`
 		BouncedRecipients []struct {
@@ -78,6 +86,7 @@ type Notification struct {
 			EmailAddress string `json:"emailAddress"`
 		} `json:"complainedRecipients"`
 		ComplaintFeedbackType string `json:"complaintFeedbackType"`
+		FeedbackID            string `json:"feedbackId"`
 	} `json:"complaint"`
 }
 
@@ -104,6 +113,10 @@ type Processor struct {
 	// Logger receives what each notification changed, and what was
 	// ignored; slog.Default when nil. Set it before the first Handle.
 	Logger *slog.Logger
+	// Limits are the bounce and complaint rates above which a sending
+	// digest is paused; zero fields take newsletter's defaults. Set them
+	// before the first Handle.
+	Limits newsletter.RateLimits
 }
 
 // New returns a processor writing to store; now is its clock (time.Now
@@ -137,9 +150,10 @@ func (p *Processor) Handle(ctx context.Context, notification []byte) error {
 		if n.Bounce == nil {
 			return fmt.Errorf("%w: bounce event without a bounce object", ErrMalformed)
 		}
+		log = log.With("feedbackId", n.Bounce.FeedbackID)
 		if n.Bounce.BounceType != BouncePermanent {
 			log.Info("bounce recorded, reader kept", "bounceType", n.Bounce.BounceType, "bounceSubType", n.Bounce.BounceSubType)
-			return nil
+			return p.transient(ctx, log, &n)
 		}
 		var emails []string
 		for _, r := range n.Bounce.BouncedRecipients {
@@ -151,6 +165,7 @@ func (p *Processor) Handle(ctx context.Context, notification []byte) error {
 		if n.Complaint == nil {
 			return fmt.Errorf("%w: complaint event without a complaint object", ErrMalformed)
 		}
+		log = log.With("feedbackId", n.Complaint.FeedbackID)
 		var emails []string
 		for _, r := range n.Complaint.ComplainedRecipients {
 			emails = append(emails, r.EmailAddress)
@@ -208,47 +223,55 @@ func (p *Processor) suppress(ctx context.Context, log *slog.Logger, n *Notificat
 			log.Info("reader suppressed", "reader", sub.ID, "status", status)
 		}
 	}
-	return p.settle(ctx, log, n, rowStatus, reason, func(s newsletter.DeliveryStatus) bool {
+	changed, err := p.settle(ctx, log, n, rowStatus, reason, func(s newsletter.DeliveryStatus) bool {
 		// Whatever the ledger said, the message went out and came back.
 		return s != newsletter.DeliveryComplained && s != rowStatus
 	})
+	if err != nil || !changed {
+		return err
+	}
+	// Only a row that moved can change the rates: a duplicate does not.
+	digestID := n.Tag(TagDigest)
+	reason, err = newsletter.CheckRates(ctx, p.store, digestID, p.Limits, now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Type(), err)
+	}
+	if reason != "" {
+		log.Warn("digest paused", "reason", reason)
+	}
+	return nil
 }
 
-// reconcile settles the digest's ledger row as sent when a Send or
-// Delivery event shows that a message whose outcome was unknown (or not yet
-// recorded) did leave: the row is then never sent again. A row already
-// settled — sent, bounced, complained — is left alone.
-func (p *Processor) reconcile(ctx context.Context, log *slog.Logger, n *Notification) error {
-	return p.settle(ctx, log, n, newsletter.DeliverySent, "", func(s newsletter.DeliveryStatus) bool {
-		switch s {
-		case newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown:
-			return true
-		}
-		return false
-	})
-}
-
-// settle moves the ledger row the mail tags name to status, with the
-// reason given, when from allows its current status. Mail without the tags (a confirmation email,
-// say) has no row.
-func (p *Processor) settle(ctx context.Context, log *slog.Logger, n *Notification, status newsletter.DeliveryStatus, reason string, from func(newsletter.DeliveryStatus) bool) error {
+// transient records a transient or undetermined bounce on the digest's
+// ledger row, as its Reason, without suppressing the reader: SES retries
+// such bounces itself. The bounce shows that the message left, so a row
+// not yet settled is settled sent. Recording the same bounce twice
+// changes nothing.
+func (p *Processor) transient(ctx context.Context, log *slog.Logger, n *Notification) error {
 	digestID, subscriberID := n.Tag(TagDigest), n.Tag(TagSubscriber)
-	if digestID == "" || subscriberID == "" {
+	if digestID == "" || subscriberID == "" || !newsletter.ValidDigestID(digestID) {
 		return nil
 	}
-	if !newsletter.ValidDigestID(digestID) {
-		log.Warn("digest tag is not a digest ID: ledger left alone")
-		return nil
+	reason := strings.ToLower(n.Bounce.BounceType) + " bounce"
+	if st := n.Bounce.BounceSubType; st != "" {
+		reason += ": " + st
 	}
 	now := p.now()
 	_, err := p.store.UpdateDelivery(ctx, digestID, subscriberID, func(d *newsletter.Delivery) error {
-		if !from(d.Status) {
-			return errUnchanged
+		switch d.Status {
+		case newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown:
+			d.Status, d.LeaseUntil = newsletter.DeliverySent, time.Time{}
+			if n.Mail.MessageID != "" {
+				d.MessageID = n.Mail.MessageID
+			}
+		case newsletter.DeliverySent:
+			if d.Reason == reason {
+				return errUnchanged
+			}
+		default:
+			return errUnchanged // bounced, complained, failed, skipped say more
 		}
-		d.Status, d.Reason, d.LeaseUntil, d.UpdatedAt = status, reason, time.Time{}, now
-		if n.Mail.MessageID != "" {
-			d.MessageID = n.Mail.MessageID
-		}
+		d.Reason, d.UpdatedAt = reason, now
 		return nil
 	})
 	switch {
@@ -260,6 +283,57 @@ func (p *Processor) settle(ctx context.Context, log *slog.Logger, n *Notificatio
 	case err != nil:
 		return fmt.Errorf("%s: ledger row %s/%s: %w", n.Type(), digestID, subscriberID, err)
 	}
-	log.Info("ledger row settled", "status", status)
+	log.Info("transient bounce recorded on the ledger row", "reason", reason)
 	return nil
+}
+
+// reconcile settles the digest's ledger row as sent when a Send or
+// Delivery event shows that a message whose outcome was unknown (or not yet
+// recorded) did leave: the row is then never sent again. A row already
+// settled — sent, bounced, complained — is left alone.
+func (p *Processor) reconcile(ctx context.Context, log *slog.Logger, n *Notification) error {
+	_, err := p.settle(ctx, log, n, newsletter.DeliverySent, "", func(s newsletter.DeliveryStatus) bool {
+		switch s {
+		case newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown:
+			return true
+		}
+		return false
+	})
+	return err
+}
+
+// settle moves the ledger row the mail tags name to status, with the
+// reason given, when from allows its current status, and reports whether
+// it did. Mail without the tags (a confirmation email, say) has no row.
+func (p *Processor) settle(ctx context.Context, log *slog.Logger, n *Notification, status newsletter.DeliveryStatus, reason string, from func(newsletter.DeliveryStatus) bool) (changed bool, err error) {
+	digestID, subscriberID := n.Tag(TagDigest), n.Tag(TagSubscriber)
+	if digestID == "" || subscriberID == "" {
+		return false, nil
+	}
+	if !newsletter.ValidDigestID(digestID) {
+		log.Warn("digest tag is not a digest ID: ledger left alone")
+		return false, nil
+	}
+	now := p.now()
+	_, err = p.store.UpdateDelivery(ctx, digestID, subscriberID, func(d *newsletter.Delivery) error {
+		if !from(d.Status) {
+			return errUnchanged
+		}
+		d.Status, d.Reason, d.LeaseUntil, d.UpdatedAt = status, reason, time.Time{}, now
+		if n.Mail.MessageID != "" {
+			d.MessageID = n.Mail.MessageID
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return false, nil
+	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
+		log.Info("no ledger row for the digest and reader")
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("%s: ledger row %s/%s: %w", n.Type(), digestID, subscriberID, err)
+	}
+	log.Info("ledger row settled", "status", status)
+	return true, nil
 }

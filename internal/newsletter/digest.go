@@ -11,10 +11,14 @@ import (
 type DigestStatus string
 
 // Digest statuses: a digest is built as a draft, goes out while sending and
-// ends sent once every reader's delivery is settled.
+// ends sent once every reader's delivery is settled. A sending digest is
+// paused when the mail provider stops taking mail or its bounce or
+// complaint rate is over the limit (see RateLimits); sending it again
+// resumes it.
 const (
 	DigestDraft   DigestStatus = "draft"
 	DigestSending DigestStatus = "sending"
+	DigestPaused  DigestStatus = "paused"
 	DigestSent    DigestStatus = "sent"
 )
 
@@ -37,6 +41,18 @@ type Digest struct {
 	// advances only after a page of ledger rows was written and enqueued.
 	FanoutCursor string `json:"-"`
 	FanoutDone   bool   `json:"fanoutDone"`
+
+	// PausedReason says why a paused digest stopped, for editors; it is
+	// cleared when the digest resumes.
+	PausedReason string `json:"pausedReason,omitempty"`
+	// PausedAt is when the digest was last paused.
+	PausedAt time.Time `json:"pausedAt,omitzero"`
+	// Pauses counts how often the digest was paused, and SweptPauses how
+	// many of those pauses fan-out has swept up after: once a paused digest
+	// is sending again, fan-out re-enqueues its still-queued rows, whose
+	// queue messages were acknowledged unsent while it was paused.
+	Pauses      int `json:"pauses,omitempty"`
+	SweptPauses int `json:"sweptPauses,omitempty"`
 
 	CreatedAt     time.Time `json:"createdAt"`
 	SendStartedAt time.Time `json:"sendStartedAt,omitzero"`

@@ -175,15 +175,22 @@ func (s *Service) Digests(ctx context.Context, f newsletter.DigestFilter, p news
 
 // Send starts sending a digest to its readers. It is idempotent: sending a
 // digest that is already going out resumes it, and a sent digest is left
-// as it is.
+// as it is. A paused digest goes back to sending, its reason cleared, and
+// the dispatch puts its still-queued readers back on the queue; readers
+// already sent are not sent again.
 func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
 	if _, err := s.digest(ctx, id); err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
+	var resumed bool
 	d, err := s.store.UpdateDigest(ctx, id, func(d *newsletter.Digest) error {
-		if d.Status == newsletter.DigestDraft {
+		resumed = false
+		switch d.Status {
+		case newsletter.DigestDraft:
 			d.Status, d.SendStartedAt = newsletter.DigestSending, now
+		case newsletter.DigestPaused:
+			d.Status, d.PausedReason, resumed = newsletter.DigestSending, "", true
 		}
 		return nil
 	})
@@ -194,7 +201,7 @@ func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
 		if err := s.dispatch.Dispatch(ctx, d.ID); err != nil {
 			return nil, fmt.Errorf("send digest: %w", err)
 		}
-		s.cfg.Logger.Info("digest dispatched", "digest", d.ID)
+		s.cfg.Logger.Info("digest dispatched", "digest", d.ID, "resumed", resumed)
 	}
 	return s.status(ctx, d)
 }

@@ -6,9 +6,11 @@ package outbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -49,7 +51,10 @@ func New(dir string) (*Mailer, error) {
 func (m *Mailer) Dir() string { return m.dir }
 
 // Send writes msg to <dir>/<UTC time>-<recipient>.eml, mode 0600, and
-// returns its Message-ID. When msg.MessageID is empty one is generated (the
+// returns its Message-ID. A digest email (one tagged with TagDigest and
+// TagSubscriber, as the delivery engine tags them) is named
+// <UTC time>-<recipient>-<key>.eml instead, where key is derived from the
+// two tags, so that Sent can find it. When msg.MessageID is empty one is generated (the
 // caller's msg is not changed; the file and the return value carry it). The
 // file appears whole or not at all. A message that cannot be built returns
 // an error wrapping eml.ErrRejected; any other error means no file was
@@ -72,7 +77,11 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, 
 	if err != nil {
 		return "", fmt.Errorf("outbox: build message: %w: %w", eml.ErrRejected, err)
 	}
-	if err := m.write(sanitize(out.To), data); err != nil {
+	name := sanitize(out.To)
+	if d, s := msg.Tags[TagDigest], msg.Tags[TagSubscriber]; d != "" && s != "" {
+		name += "-" + ledgerKey(d, s)
+	}
+	if err := m.write(name, data); err != nil {
 		return "", err
 	}
 	return out.MessageID, nil
@@ -143,4 +152,70 @@ func sanitize(addr string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// The message tags that name the digest and reader of a digest email.
+const (
+	TagDigest     = "digest"
+	TagSubscriber = "subscriber"
+)
+
+// ledgerKey names the messages of one digest to one reader in file names:
+// 16 hex digits of a SHA-256 of the two IDs.
+func ledgerKey(digestID, subscriberID string) string {
+	h := sha256.Sum256([]byte(digestID + "\x00" + subscriberID))
+	return hex.EncodeToString(h[:8])
+}
+
+// Sent reports whether the outbox holds the email of a digest to a reader,
+// and its Message-ID: the mailer's own record, which the delivery engine
+// consults (as a delivery.Reconciler) before sending again a copy whose
+// outcome it did not record. A file appears whole or not at all, so a
+// message either is here or never left. It reads the folder's names, so it
+// costs a directory listing: meant for the rare reconciliation, not for
+// every send.
+func (m *Mailer) Sent(ctx context.Context, digestID, subscriberID string) (messageID string, found bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, fmt.Errorf("outbox sent: %w", err)
+	}
+	f, err := os.Open(m.dir)
+	if err != nil {
+		return "", false, fmt.Errorf("outbox sent: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return "", false, fmt.Errorf("outbox sent: %w", err)
+	}
+	key := "-" + ledgerKey(digestID, subscriberID)
+	for _, name := range names {
+		base, ok := strings.CutSuffix(name, ".eml")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		// The key ends the name, or precedes a collision suffix.
+		if i := strings.LastIndex(base, key); i < 0 || (i+len(key) != len(base) && base[i+len(key)] != '-') {
+			continue
+		}
+		id, err := readMessageID(filepath.Join(m.dir, name))
+		if err != nil {
+			return "", false, fmt.Errorf("outbox sent: %w", err)
+		}
+		return id, true, nil
+	}
+	return "", false, nil
+}
+
+// readMessageID returns the Message-ID header of an .eml file.
+func readMessageID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	msg, err := mail.ReadMessage(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	return msg.Header.Get("Message-Id"), nil
 }
