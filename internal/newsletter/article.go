@@ -15,7 +15,7 @@ type Article struct {
 	ID          string    `json:"id"`  // derived from the canonical URL by ArticleID
 	URL         string    `json:"url"` // canonical URL, see CanonicalURL
 	Title       string    `json:"title"`
-	Summary     string    `json:"summary"` // plain text
+	Summary     string    `json:"summary"` // sanitised HTML, see SanitizeSummary
 	Author      string    `json:"author,omitempty"`
 	Sections    []string  `json:"sections"` // section slugs
 	ImageURL    string    `json:"imageUrl,omitempty"`
@@ -27,9 +27,11 @@ type Article struct {
 // Limits on an article's fields, in characters.
 const (
 	MaxTitleLength   = 300
-	MaxSummaryLength = 2000
-	MaxAuthorLength  = 200
-	MaxURLLength     = 2048
+	MaxSummaryLength = 2000 // of the summary's text, tags aside
+	// MaxSummaryHTMLLength caps a summary's HTML, in bytes.
+	MaxSummaryHTMLLength = 16 << 10
+	MaxAuthorLength      = 200
+	MaxURLLength         = 2048
 )
 
 // ArticleID returns the stable ID of the article at a canonical URL, so that
@@ -99,7 +101,7 @@ func (a *Article) Validate(known []Section) error {
 		return Errorf(EINVALID, "Title must be at most %d characters.", MaxTitleLength)
 	case hasControl(a.Title) || hasControl(a.Author):
 		return Errorf(EINVALID, "Title and author must be one line of text.")
-	case utf8.RuneCountInString(a.Summary) > MaxSummaryLength:
+	case len(a.Summary) > MaxSummaryHTMLLength || utf8.RuneCountInString(HTMLText(a.Summary, false)) > MaxSummaryLength:
 		return Errorf(EINVALID, "Summary must be at most %d characters.", MaxSummaryLength)
 	case utf8.RuneCountInString(a.Author) > MaxAuthorLength:
 		return Errorf(EINVALID, "Author must be at most %d characters.", MaxAuthorLength)

@@ -3,7 +3,9 @@ package newsroom
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 )
@@ -30,11 +32,16 @@ type ArticlePatch struct {
 }
 
 // SubmitArticle adds an article, or updates the one at the same canonical
-// URL. It reports whether the article is new.
+// URL. It reports whether the article is new. The summary may be HTML (a
+// WordPress excerpt is): it is sanitised here and stored sanitised; the
+// title is plain text, so any tags are stripped and entities decoded.
 func (s *Service) SubmitArticle(ctx context.Context, in ArticleInput) (*newsletter.Article, bool, error) {
+	if err := checkSummaryInput(in.Summary); err != nil {
+		return nil, false, err
+	}
 	now := s.cfg.Now()
 	a := &newsletter.Article{
-		URL: in.URL, Title: in.Title, Summary: in.Summary, Author: in.Author,
+		URL: in.URL, Title: cleanTitle(in.Title), Summary: newsletter.SanitizeSummary(in.Summary), Author: in.Author,
 		ImageURL: in.ImageURL, Sections: in.Sections, PublishedAt: in.PublishedAt,
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -52,9 +59,21 @@ func (s *Service) SubmitArticle(ctx context.Context, in ArticleInput) (*newslett
 }
 
 // UpdateArticle changes an article's fields. Its URL, and so its ID, stay.
+// A new title and summary are cleaned as SubmitArticle cleans them.
 func (s *Service) UpdateArticle(ctx context.Context, id string, p ArticlePatch) (*newsletter.Article, error) {
 	if err := checkArticleID(id); err != nil {
 		return nil, err
+	}
+	if p.Title != nil {
+		title := cleanTitle(*p.Title)
+		p.Title = &title
+	}
+	if p.Summary != nil {
+		if err := checkSummaryInput(*p.Summary); err != nil {
+			return nil, err
+		}
+		summary := newsletter.SanitizeSummary(*p.Summary)
+		p.Summary = &summary
 	}
 	now := s.cfg.Now()
 	a, err := s.store.UpdateArticle(ctx, id, func(a *newsletter.Article) error {
@@ -95,6 +114,24 @@ func (s *Service) DeleteArticle(ctx context.Context, id string) error {
 		return err
 	}
 	return wrap("delete article", s.store.DeleteArticle(ctx, id))
+}
+
+// cleanTitle strips the tags from a title and decodes its entities, as
+// WordPress sends titles as HTML. A title holding a control character is
+// left as it is, for Validate to refuse: a title is one line of text.
+func cleanTitle(title string) string {
+	if strings.ContainsFunc(title, unicode.IsControl) {
+		return title
+	}
+	return newsletter.HTMLText(title, false)
+}
+
+// checkSummaryInput refuses a summary too long to be worth sanitising.
+func checkSummaryInput(summary string) error {
+	if len(summary) > 4*newsletter.MaxSummaryHTMLLength {
+		return newsletter.Errorf(newsletter.EINVALID, "Summary must be at most %d characters.", newsletter.MaxSummaryLength)
+	}
+	return nil
 }
 
 // checkArticleID refuses IDs that ArticleID could not have made, so junk

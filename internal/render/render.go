@@ -326,10 +326,12 @@ func (r *Renderer) Subject(d *newsletter.Digest) string {
 	if s := oneLine(d.Subject); s != "" {
 		return s
 	}
+	// The site's name comes from configuration, but a subject is a
+	// header: it too must be one line.
 	if date := r.dateLabel(d); date != "" {
-		return r.site.Name + ": " + date
+		return oneLine(r.site.Name + ": " + date)
 	}
-	return r.site.Name
+	return oneLine(r.site.Name)
 }
 
 // Digest renders d for variant v: the HTML part (nil for the text format)
@@ -444,7 +446,11 @@ type group struct {
 }
 
 type articleView struct {
-	Title, URL, Summary, Author, ImageURL string
+	Title, URL, Author, ImageURL string
+	// Summary is the plain text of the summary, for the text part;
+	// SummaryHTML its sanitised HTML, for the HTML part and the archive.
+	Summary     string
+	SummaryHTML htmltemplate.HTML
 }
 
 // view builds the template data of d for v.
@@ -483,11 +489,12 @@ func (r *Renderer) groups(d *newsletter.Digest, v Variant) []group {
 	var loose []articleView
 	for _, a := range d.Articles {
 		av := articleView{
-			Title:    oneLine(a.Title),
-			URL:      a.URL,
-			Summary:  strings.TrimSpace(strings.ReplaceAll(a.Summary, "\r\n", "\n")),
-			Author:   oneLine(a.Author),
-			ImageURL: a.ImageURL,
+			Title:       oneLine(a.Title),
+			URL:         a.URL,
+			Summary:     a.SummaryText(),
+			SummaryHTML: a.SummaryHTML(),
+			Author:      oneLine(a.Author),
+			ImageURL:    a.ImageURL,
 		}
 		if len(a.Sections) == 0 {
 			if len(v.Sections) == 0 {

@@ -67,7 +67,8 @@ func testDigest() *newsletter.Digest {
 				"Gusts of 90 mph forced the harbour master to shut the port overnight. Ferries resume at noon.",
 				"Ann Reporter", "https://ledger.example.com/img/harbour.jpg", "news"),
 			art("council-budget", "Council passes its budget by a single vote",
-				"The \"difficult but fair\" budget raises parking charges & cuts two bus routes.",
+				// Stored summaries are HTML, as WordPress excerpts are.
+				"<p>The \"difficult but fair\" budget raises <strong>parking charges</strong> &amp; cuts <a href=\"https://ledger.example.com/buses/\">two bus routes</a>.</p>\n<p>Charges rise in April.</p>",
 				"Ben Politico", "https://ledger.example.com/img/council.jpg", "politics", "news"),
 			art("bakery-expands", "Family bakery opens its third shop",
 				"After 60 years on the high street, Crumb & Sons is hiring.",

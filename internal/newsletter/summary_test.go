@@ -1,0 +1,77 @@
+package newsletter_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+func TestSanitizeSummary(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"plain text", "Profits < forecasts & shares > 3", "Profits &lt; forecasts &amp; shares &gt; 3"},
+		{"allowed tags", "<p>One <em>two</em> <strong>three</strong> <b>4</b> <i>5</i><br>six</p><ul><li>a</li></ul><ol><li>b</li></ol><blockquote>q</blockquote>",
+			"<p>One <em>two</em> <strong>three</strong> <b>4</b> <i>5</i><br/>six</p><ul><li>a</li></ul><ol><li>b</li></ol><blockquote>q</blockquote>"},
+		{"stray end tags", "a</p></blockquote></a>b", "a<p></p>b"},
+		{"script", `Hello<script>alert(1)</script> world`, "Hello world"},
+		{"style", `<style>p{color:red}</style>Hi`, "Hi"},
+		{"onerror", `<p onerror="alert(1)" onclick=x>Hi</p>`, "<p>Hi</p>"},
+		{"img dropped", `Look <img src="https://x.example/a.png" onerror="alert(1)"> here`, "Look  here"},
+		{"javascript link", `<a href="javascript:alert(1)">click</a>`, "click"},
+		{"javascript link with entities", `<a href="jav&#x09;ascript:alert(1)">click</a>`, "click"},
+		{"data link", `<a href="data:text/html,<script>alert(1)</script>">x</a>`, "x"},
+		{"relative link", `<a href="/local">x</a>`, "x"},
+		{"https link", `<a href="https://ledger.example/a?b=1&c=2" title="t" target="_self">read</a>`,
+			`<a href="https://ledger.example/a?b=1&amp;c=2" rel="nofollow noopener" target="_blank">read</a>`},
+		{"styles and classes", `<p style="position:fixed" class="x" id="y">Hi</p>`, "<p>Hi</p>"},
+		{"iframe and form", `<iframe src="https://evil.example"></iframe><form action="x"><input name="a"></form>ok`, "ok"},
+		{"entities", "Caf&eacute; &amp; cr&#232;me &#8217;s &nbsp;end &lt;b&gt;", "Café &amp; crème ’s \u00a0end &lt;b&gt;"},
+		{"unclosed", "<p><strong>bold", "<p><strong>bold</strong></p>"},
+		{"comment", "a<!-- <script>x</script> -->b", "ab"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := newsletter.SanitizeSummary(tc.in)
+			if got != tc.want {
+				t.Fatalf("SanitizeSummary(%q):\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+			if again := newsletter.SanitizeSummary(got); again != got {
+				t.Fatalf("SanitizeSummary is not stable: %q became %q", got, again)
+			}
+			for _, bad := range []string{"<script", "onerror", "javascript:", "<img", "style="} {
+				if strings.Contains(strings.ToLower(got), bad) {
+					t.Fatalf("SanitizeSummary(%q) = %q holds %q", tc.in, got, bad)
+				}
+			}
+		})
+	}
+}
+
+func TestSummaryText(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"Plain  text\r\n  on two\tlines", "Plain text\non two lines"},
+		{"<p>One &amp; <em>two</em></p>\n\n<p>Three&nbsp;four<br>five</p>", "One & two\nThree four\nfive"},
+		{"Caf&eacute; <b>cr&#232;me</b> &lt;b&gt;", "Café crème <b>"},
+		{"<ul><li>a</li><li>b</li></ul>", "a\nb"},
+		{"x<script>alert(1)</script>y<style>p{}</style>z", "xyz"},
+		{"", ""},
+	} {
+		a := newsletter.Article{Summary: tc.in}
+		if got := a.SummaryText(); got != tc.want {
+			t.Errorf("SummaryText(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	a := newsletter.Article{Summary: `<p onclick="x">Hi <img src=x onerror=alert(1)><a href="javascript:alert(1)">there</a></p>`}
+	if got, want := string(a.SummaryHTML()), "<p>Hi there</p>"; got != want {
+		t.Errorf("SummaryHTML: got %q, want %q", got, want)
+	}
+}
+
+func TestHTMLTextOneLine(t *testing.T) {
+	if got, want := newsletter.HTMLText("<b>Storm</b> &amp; <i>flood</i>\r\nBcc: x@example.com", false), "Storm & flood Bcc: x@example.com"; got != want {
+		t.Errorf("HTMLText: got %q, want %q", got, want)
+	}
+}
