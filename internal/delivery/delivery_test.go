@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +33,10 @@ type faultMailer struct {
 	mu   sync.Mutex
 	sent map[string]int
 	// fail returns the error for a recipient's n-th attempt (from 1), or nil.
-	fail     func(to string, attempt int) error
+	fail func(to string, attempt int) error
+	// after, like fail, returns an error to answer after the message
+	// reached the outbox: the copy left but the answer was lost.
+	after    func(to string, attempt int) error
 	attempts map[string]int
 }
 
@@ -50,6 +55,11 @@ func (m *faultMailer) Send(ctx context.Context, msg *eml.Message) (string, error
 		m.mu.Lock()
 		m.sent[msg.To]++
 		m.mu.Unlock()
+		if m.after != nil {
+			if err := m.after(msg.To, n); err != nil {
+				return "", err
+			}
+		}
 	}
 	return id, err
 }
@@ -86,12 +96,24 @@ type fixture struct {
 	store    *bolt.Store
 	engine   *delivery.Engine
 	renderer *render.Renderer
+	signer   *token.Signer
 	mailer   *faultMailer
 	queue    *syncQueue
 	outbox   string
+	cfg      delivery.Config
+	// elapsed is how far the engine's clock has moved past now.
+	elapsed atomic.Int64
 }
 
-func newFixture(t *testing.T) *fixture {
+// clock returns the fixture's time: now, moved on by advance.
+func (f *fixture) clock() time.Time { return now.Add(time.Duration(f.elapsed.Load())) }
+
+// advance moves the engine's clock on.
+func (f *fixture) advance(d time.Duration) { f.elapsed.Add(int64(d)) }
+
+// newFixture builds an engine on a real bbolt store and outbox; opts
+// change its config.
+func newFixture(t *testing.T, opts ...func(*fixture, *delivery.Config)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := bolt.Open(filepath.Join(dir, "test.db"))
@@ -117,13 +139,19 @@ func newFixture(t *testing.T) *fixture {
 	}
 	m := &faultMailer{next: ob, sent: map[string]int{}, attempts: map[string]int{}}
 	q := &syncQueue{}
-	e := delivery.New(store, signer, r, m, q, delivery.Config{
+	f := &fixture{store: store, renderer: r, signer: signer, mailer: m, queue: q, outbox: filepath.Join(dir, "outbox")}
+	f.cfg = delivery.Config{
 		Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", UnsubscribeMailto: "unsubscribe@example.com", ListID: "<ledger.example.com>", BaseURL: "https://news.example.com"},
-		Now:        func() time.Time { return now },
+		Now:        f.clock,
 		BatchSize:  7,
 		PageSize:   10,
-	})
-	return &fixture{store: store, engine: e, renderer: r, mailer: m, queue: q, outbox: filepath.Join(dir, "outbox")}
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, o := range opts {
+		o(f, &f.cfg)
+	}
+	f.engine = delivery.New(store, signer, r, m, q, f.cfg)
+	return f
 }
 
 // addReaders adds n confirmed daily readers; reader i chooses the sections

@@ -268,12 +268,12 @@ func (e *Engine) finish(ctx context.Context, digestID string) error {
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", digestID, err)
 	}
-	if reason, over := e.cfg.RateLimits().Over(c); over {
-		paused, err := newsletter.PauseDigest(ctx, e.store, digestID, reason, e.cfg.Now())
+	if c.Bounced+c.Complained > 0 {
+		reason, err := newsletter.CheckRates(ctx, e.store, digestID, e.cfg.RateLimits(), e.cfg.Now())
 		if err != nil {
 			return fmt.Errorf("finish %s: %w", digestID, err)
 		}
-		if paused {
+		if reason != "" {
 			e.cfg.Logger.Warn("digest paused", "digest", digestID, "reason", reason)
 			return nil
 		}

@@ -53,6 +53,11 @@ type Digest struct {
 	// queue messages were acknowledged unsent while it was paused.
 	Pauses      int `json:"pauses,omitempty"`
 	SweptPauses int `json:"sweptPauses,omitempty"`
+	// RateBaseline is the digest's counters when it last resumed from a
+	// pause: bounce and complaint rates are judged on the copies sent
+	// since, so that a digest an editor resumed does not pause again at
+	// once on the bounces that paused it.
+	RateBaseline Counters `json:"rateBaseline,omitzero"`
 
 	CreatedAt     time.Time `json:"createdAt"`
 	SendStartedAt time.Time `json:"sendStartedAt,omitzero"`

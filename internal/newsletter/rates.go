@@ -88,20 +88,49 @@ func PauseDigest(ctx context.Context, store Store, digestID, reason string, now 
 	return true, nil
 }
 
-// CheckRates pauses a sending digest whose bounce or complaint rate is over
-// the limits l, and returns the reason when it did.
+// Since returns the counters c less those of an earlier moment, b.
+func (c Counters) Since(b Counters) Counters {
+	return Counters{
+		Total: c.Total - b.Total, Queued: c.Queued - b.Queued, Sending: c.Sending - b.Sending,
+		Sent: c.Sent - b.Sent, Skipped: c.Skipped - b.Skipped, Failed: c.Failed - b.Failed,
+		Unknown: c.Unknown - b.Unknown, Bounced: c.Bounced - b.Bounced, Complained: c.Complained - b.Complained,
+	}
+}
+
+// errWithinLimits makes CheckRates' update write nothing.
+var errWithinLimits = errors.New("rates within limits")
+
+// CheckRates pauses a sending digest whose bounce or complaint rate, over
+// the copies sent since it last resumed (Digest.RateBaseline), is over
+// the limits l, and returns the reason when it did. This is the one place
+// the rule is applied: the sender calls it after every task, and the
+// feedback processor after every bounce or complaint it records.
 func CheckRates(ctx context.Context, store Store, digestID string, l RateLimits, now time.Time) (reason string, err error) {
 	c, err := store.DeliveryCounts(ctx, digestID)
 	if err != nil {
 		return "", fmt.Errorf("check rates of %s: %w", digestID, err)
 	}
-	reason, over := l.Over(c)
-	if !over {
-		return "", nil
+	if c.Bounced+c.Complained == 0 {
+		return "", nil // the common case, without reading the digest
 	}
-	paused, err := PauseDigest(ctx, store, digestID, reason, now)
-	if err != nil || !paused {
-		return "", err
+	_, err = store.UpdateDigest(ctx, digestID, func(d *Digest) error {
+		if d.Status != DigestSending {
+			return errNotSending
+		}
+		r, over := l.Over(c.Since(d.RateBaseline))
+		if !over {
+			return errWithinLimits
+		}
+		reason = r
+		d.Status, d.PausedReason, d.PausedAt = DigestPaused, r, now
+		d.Pauses++
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotSending), errors.Is(err, errWithinLimits):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("check rates of %s: %w", digestID, err)
 	}
 	return reason, nil
 }

@@ -183,6 +183,11 @@ func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
 		return nil, err
 	}
 	now := s.cfg.Now()
+	// Bounce and complaint rates start again from here on a resume.
+	baseline, err := s.store.DeliveryCounts(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("send digest: %w", err)
+	}
 	var resumed bool
 	d, err := s.store.UpdateDigest(ctx, id, func(d *newsletter.Digest) error {
 		resumed = false
@@ -190,7 +195,7 @@ func (s *Service) Send(ctx context.Context, id string) (*DigestStatus, error) {
 		case newsletter.DigestDraft:
 			d.Status, d.SendStartedAt = newsletter.DigestSending, now
 		case newsletter.DigestPaused:
-			d.Status, d.PausedReason, resumed = newsletter.DigestSending, "", true
+			d.Status, d.PausedReason, d.RateBaseline, resumed = newsletter.DigestSending, "", baseline, true
 		}
 		return nil
 	})
