@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,5 +326,94 @@ func TestStoreErrorsAreReturnedForRetry(t *testing.T) {
 	err := p.Handle(context.Background(), load(t, "complaint.json"))
 	if err == nil || errors.Is(err, feedback.ErrMalformed) {
 		t.Errorf("Handle with a failing store = %v, want a retryable error", err)
+	}
+}
+
+// TestTransientBounceRecordedOnRow: a transient bounce is written on the
+// ledger row as its reason, once; a row whose outcome was unknown is
+// settled sent by it, since the message left.
+func TestTransientBounceRecordedOnRow(t *testing.T) {
+	f := newFixture(t)
+	f.handle(t, load(t, "bounce-transient.json"))
+	row := f.row(t, "cem")
+	if row.Status != newsletter.DeliverySent || row.Reason != "transient bounce: MailboxFull" || !row.UpdatedAt.Equal(t0) {
+		t.Fatalf("cem's row %s (%q) at %v, want sent with the transient bounce at %v", row.Status, row.Reason, row.UpdatedAt, t0)
+	}
+	f.now = t0.Add(time.Hour)
+	f.handle(t, load(t, "bounce-transient.json"))
+	if got := f.row(t, "cem"); !got.UpdatedAt.Equal(t0) {
+		t.Errorf("duplicate transient bounce rewrote the row at %v", got.UpdatedAt)
+	}
+	f.handle(t, retag(load(t, "bounce-transient.json"), "cem", "dayo"))
+	if got := f.row(t, "dayo"); got.Status != newsletter.DeliverySent || got.Reason == "" {
+		t.Errorf("dayo's unknown row after a transient bounce: %s (%q), want sent with the bounce", got.Status, got.Reason)
+	}
+	if got := f.reader(t, "dayo"); got.Status != newsletter.StatusConfirmed {
+		t.Errorf("dayo: %s, want confirmed after a transient bounce", got.Status)
+	}
+}
+
+// TestDuplicatesCountOnceInRates: the rates that pause a digest come from
+// ledger row statuses, so one feedback (one feedbackId) replayed many
+// times counts once. With 2 copies out and a 60 % bounce limit, one bounce
+// (50 %) must not pause the digest however often it is replayed; counted
+// twice it would (67 %). A complaint then pauses it.
+func TestDuplicatesCountOnceInRates(t *testing.T) {
+	f := newFixture(t)
+	f.p.Limits = newsletter.RateLimits{MaxBounceRate: 0.6, MinSample: 2}
+	for range 5 {
+		f.handle(t, load(t, "bounce-permanent.json"))
+	}
+	if c := f.counters(t); c.Bounced != 1 {
+		t.Fatalf("counters %+v after 5 copies of one bounce, want 1 bounced", c)
+	}
+	d, err := f.store.Digest(context.Background(), digestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != newsletter.DigestSending {
+		t.Fatalf("digest %s (%q) after one bounce in 2, want still sending", d.Status, d.PausedReason)
+	}
+	f.handle(t, load(t, "complaint.json"))
+	d, _ = f.store.Digest(context.Background(), digestID)
+	if d.Status != newsletter.DigestPaused || !strings.Contains(d.PausedReason, "complaint rate") {
+		t.Errorf("digest %s (%q) after a complaint, want paused for its complaint rate", d.Status, d.PausedReason)
+	}
+}
+
+// TestShuffledReplays: every notification delivered three times in random
+// orders ends where delivering each once does.
+func TestShuffledReplays(t *testing.T) {
+	files := []string{"bounce-permanent.json", "bounce-transient.json", "complaint.json", "delivery.json", "send.json"}
+	type final struct {
+		sub newsletter.SubscriberStatus
+		row newsletter.DeliveryStatus
+	}
+	state := func(f *fixture) map[string]final {
+		out := map[string]final{}
+		for _, name := range []string{"ada", "cem", "dayo", "eko"} {
+			out[name] = final{f.reader(t, name).Status, f.row(t, name).Status}
+		}
+		return out
+	}
+	once := newFixture(t)
+	for _, name := range files {
+		once.handle(t, load(t, name))
+	}
+	want := state(once)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 10 {
+		f := newFixture(t)
+		var all []string
+		for range 3 {
+			all = append(all, files...)
+		}
+		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		for _, name := range all {
+			f.handle(t, load(t, name))
+		}
+		if got := state(f); !maps.Equal(got, want) {
+			t.Errorf("trial %d (%v): %v, want %v", trial, all, got, want)
+		}
 	}
 }
