@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
@@ -93,14 +94,21 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		From:   cfg.From,
 		Logger: log,
 		Now:    cfg.now,
+		// A sign-up's confirmation goes out in the background, so the
+		// answer does not tell a new address from a known one.
+		MailWorkers: 4,
 	})
 	return &app{cfg: cfg, log: log, store: store, mailer: m, engine: engine, queue: queue, service: svc}, nil
 }
 
-// Close stops the queue and closes the store and the mailer.
+// Close stops the queue, lets the confirmation emails still going out
+// finish (for up to a minute), and closes the store and the mailer.
 func (a *app) Close() error {
 	a.queue.Close()
-	return errors.Join(a.store.Close(), closeMailer(a.mailer))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mailErr := a.service.WaitForMail(ctx)
+	return errors.Join(mailErr, a.store.Close(), closeMailer(a.mailer))
 }
 
 func closeMailer(m mailer) error {

@@ -74,16 +74,17 @@ func (b *syncBuffer) String() string {
 // token signer, renderer, outbox mailer, delivery engine, in-process queue
 // and newsroom.
 type env struct {
-	t      testing.TB
-	srv    *httptest.Server
-	client *http.Client // no cookie jar, never follows redirects
-	svc    *newsroom.Service
-	store  *bolt.Store
-	signer *token.Signer
-	queue  *memqueue.Queue
-	outbox string
-	clock  *clock
-	logs   *syncBuffer
+	t       testing.TB
+	srv     *httptest.Server
+	handler http.Handler // what srv serves, for httptest.NewRecorder
+	client  *http.Client // no cookie jar, never follows redirects
+	svc     *newsroom.Service
+	store   *bolt.Store
+	signer  *token.Signer
+	queue   *memqueue.Queue
+	outbox  string
+	clock   *clock
+	logs    *syncBuffer
 
 	full     string // editor secret with edit and send scopes
 	editOnly string // edit scope only
@@ -149,10 +150,11 @@ func MustEnv(tb testing.TB, opt ...func(*api.Options)) *env {
 	tb.Cleanup(func() { cancel(); q.Close() })
 
 	svc := newsroom.New(store, signer, renderer, mails, mailer, engine, engine, newsroom.Config{
-		Site:   site,
-		From:   "The Daily Ledger <news@ledger.example.com>",
-		Now:    clk.Now,
-		Logger: logger,
+		Site:        site,
+		From:        "The Daily Ledger <news@ledger.example.com>",
+		Now:         clk.Now,
+		Logger:      logger,
+		MailWorkers: 4, // as the laptop server: confirmations in the background
 	})
 	opts := api.Options{
 		Logger:           logger,
@@ -169,9 +171,10 @@ func MustEnv(tb testing.TB, opt ...func(*api.Options)) *env {
 	}
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
+	tb.Cleanup(func() { _ = svc.WaitForMail(context.Background()) })
 
 	e := &env{
-		t: tb, srv: srv, svc: svc, store: store, signer: signer, queue: q,
+		t: tb, srv: srv, handler: h, svc: svc, store: store, signer: signer, queue: q,
 		outbox: outDir, clock: clk, logs: logs,
 		client: &http.Client{
 			Timeout: 20 * time.Second,
@@ -337,9 +340,13 @@ func (e *env) unchanged(before string, what string) {
 	}
 }
 
-// mails lists the outbox's files, oldest first.
+// mails lists the outbox's files, oldest first, once the emails being
+// sent in the background have gone.
 func (e *env) mails() []string {
 	e.t.Helper()
+	if err := e.svc.WaitForMail(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 	entries, err := os.ReadDir(e.outbox)
 	if err != nil {
 		e.t.Fatal(err)

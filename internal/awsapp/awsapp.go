@@ -286,6 +286,8 @@ func (a *App) queue(cfg aws.Config, getenv func(string) string) error {
 // service builds the newsroom on the engine, starting sends through d;
 // mails is nil but in the api function.
 func (a *App) service(p *parts, mails newsroom.Transactional, d newsroom.Dispatcher) {
+	// MailWorkers stays zero: a Lambda function is frozen once it has
+	// answered, so a confirmation email must go out before it answers.
 	a.Service = newsroom.New(a.Store, p.signer, p.renderer, mails, p.mailer, a.Engine, d, newsroom.Config{
 		Site: a.Settings.Site(), From: a.Settings.From, Logger: a.Log,
 	})

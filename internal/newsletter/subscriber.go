@@ -102,6 +102,10 @@ type Subscriber struct {
 	// ConfirmationSentAt is when the last confirmation email went out, so
 	// that repeated sign-ups do not flood an address.
 	ConfirmationSentAt time.Time `json:"confirmationSentAt,omitzero"`
+	// LastSignUpAt is when the address was last entered in the sign-up
+	// form. Every sign-up writes it, whatever the reader's state, so that
+	// every sign-up does the same work; it changes nothing else.
+	LastSignUpAt time.Time `json:"lastSignUpAt,omitzero"`
 }
 
 // Receives reports whether the reader should get a digest of frequency f

@@ -55,6 +55,16 @@ type Config struct {
 	ConfirmationInterval time.Duration
 	// MaxArticles caps the articles in one digest: 50.
 	MaxArticles int
+	// MailWorkers is how many transactional emails (confirmations) may
+	// be sent at once in the background, after the sign-up that asked for
+	// them has been answered, so that the answer takes as long whatever
+	// the address's state. Zero sends them inline, before Subscribe
+	// returns: what a Lambda function must do, since it is frozen once it
+	// has answered. A long-running server sets it (4 is plenty) and calls
+	// Close before it exits.
+	MailWorkers int
+	// MailTimeout bounds one background email: 30 seconds.
+	MailTimeout time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
 }
@@ -71,6 +81,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxArticles <= 0 {
 		c.MaxArticles = 50
+	}
+	if c.MailTimeout <= 0 {
+		c.MailTimeout = 30 * time.Second
 	}
 	if c.Site.Location == nil {
 		c.Site.Location = time.UTC
@@ -92,6 +105,7 @@ type Service struct {
 	mailer   Mailer
 	engine   *delivery.Engine
 	dispatch Dispatcher
+	post     *postman
 	cfg      Config
 }
 
@@ -104,7 +118,17 @@ func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, t Tra
 	if t == nil {
 		t = noTransactional{}
 	}
-	return &Service{store: store, signer: signer, renderer: r, mails: t, mailer: m, engine: engine, dispatch: d, cfg: cfg}
+	return &Service{
+		store: store, signer: signer, renderer: r, mails: t, mailer: m, engine: engine, dispatch: d,
+		post: newPostman(cfg.MailWorkers, cfg.MailTimeout, cfg.Logger), cfg: cfg,
+	}
+}
+
+// WaitForMail blocks until every email sent in the background so far has
+// been sent or has failed (and been logged), or ctx is done. A server calls
+// it before closing the store and the mailer.
+func (s *Service) WaitForMail(ctx context.Context) error {
+	return s.post.wait(ctx)
 }
 
 // noTransactional is the Transactional of a newsroom given none.

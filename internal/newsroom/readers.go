@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
@@ -49,6 +50,12 @@ func (s *Service) choices(p Preferences) (sections []string, f newsletter.Freque
 // stored as pending and sent a confirmation link, at most one per address
 // per ConfirmationInterval; a confirmed reader's choices are not changed by
 // a stranger's sign-up; a bounced or complained address is never mailed.
+//
+// Nor does its timing tell: every valid sign-up reads the address once and
+// writes once — it creates the reader, or records LastSignUpAt (and, when a
+// confirmation is due, the reader's new choices) — and the confirmation
+// email is rendered and sent by the postman, in the background unless the
+// service sends inline (see Config.MailWorkers).
 func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest) error {
 	email, err := newsletter.NormalizeEmail(req.Email)
 	if err != nil {
@@ -61,13 +68,15 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest) error {
 	now := s.cfg.Now()
 	consent := newsletter.Consent{Time: now, IP: clean(req.IP, 64), UserAgent: clean(req.UserAgent, 512), Source: clean(req.Source, 32)}
 
+	var sub *newsletter.Subscriber
+	confirm := false
 	existing, err := s.store.SubscriberByEmail(ctx, email)
 	switch {
 	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
-		sub := &newsletter.Subscriber{
+		sub = &newsletter.Subscriber{
 			ID: newID(), Email: email, Status: newsletter.StatusPending,
 			Sections: sections, Frequency: freq, Format: format, Consent: consent,
-			CreatedAt: now, UpdatedAt: now,
+			CreatedAt: now, UpdatedAt: now, ConfirmationSentAt: now, LastSignUpAt: now,
 		}
 		if err := s.store.CreateSubscriber(ctx, sub); err != nil {
 			if newsletter.ErrorCode(err) == newsletter.ECONFLICT {
@@ -75,49 +84,58 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest) error {
 			}
 			return fmt.Errorf("subscribe: %w", err)
 		}
-		return s.sendConfirmation(ctx, sub)
+		confirm = true
 	case err != nil:
 		return fmt.Errorf("subscribe: %w", err)
-	}
-
-	switch existing.Status {
-	case newsletter.StatusConfirmed, newsletter.StatusBounced, newsletter.StatusComplained:
-		return nil
-	case newsletter.StatusPending, newsletter.StatusUnsubscribed:
-		if !existing.ConfirmationSentAt.IsZero() && now.Sub(existing.ConfirmationSentAt) < s.cfg.ConfirmationInterval {
-			return nil
-		}
-		sub, err := s.store.UpdateSubscriber(ctx, existing.ID, func(sub *newsletter.Subscriber) error {
-			sub.Status, sub.Consent, sub.UpdatedAt = newsletter.StatusPending, consent, now
-			sub.Sections, sub.Frequency, sub.Format = sections, freq, format
+	default:
+		sub, err = s.store.UpdateSubscriber(ctx, existing.ID, func(sub *newsletter.Subscriber) error {
+			sub.LastSignUpAt = now
+			// Only a pending or departed reader may be (re)asked to confirm;
+			// a confirmed, bounced or complained one keeps everything.
+			confirm = (sub.Status == newsletter.StatusPending || sub.Status == newsletter.StatusUnsubscribed) &&
+				(sub.ConfirmationSentAt.IsZero() || now.Sub(sub.ConfirmationSentAt) >= s.cfg.ConfirmationInterval)
+			if confirm {
+				sub.Status, sub.Consent, sub.UpdatedAt = newsletter.StatusPending, consent, now
+				sub.Sections, sub.Frequency, sub.Format = sections, freq, format
+				sub.ConfirmationSentAt = now
+			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
-		return s.sendConfirmation(ctx, sub)
 	}
-	return nil
+	if !confirm {
+		return nil
+	}
+	id, to := sub.ID, sub.Email
+	return s.post.post(ctx, "confirmation", func(ctx context.Context) error {
+		return s.sendConfirmation(ctx, id, to, now)
+	})
 }
 
-// sendConfirmation mails the confirmation link and records when, so that
-// repeated sign-ups do not flood the address.
-func (s *Service) sendConfirmation(ctx context.Context, sub *newsletter.Subscriber) error {
-	m, err := s.mails.Confirmation(s.link("/confirm", token.Confirm, sub.ID, s.cfg.ConfirmTTL))
+// sendConfirmation mails the confirmation link to the reader. Subscribe
+// recorded the send beforehand (as ConfirmationSentAt = stamp); if it fails,
+// the record is taken back, so that the next sign-up tries again.
+func (s *Service) sendConfirmation(ctx context.Context, id, to string, stamp time.Time) error {
+	m, err := s.mails.Confirmation(s.link("/confirm", token.Confirm, id, s.cfg.ConfirmTTL))
 	if err != nil {
-		return fmt.Errorf("render confirmation: %w", err)
+		err = fmt.Errorf("render confirmation: %w", err)
+	} else {
+		err = s.sendMail(ctx, to, m)
 	}
-	if err := s.sendMail(ctx, sub.Email, m); err != nil {
-		return err
-	}
-	now := s.cfg.Now()
-	if _, err := s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
-		sub.ConfirmationSentAt = now
+	if err == nil {
 		return nil
-	}); err != nil {
-		return fmt.Errorf("record confirmation sent: %w", err)
 	}
-	return nil
+	if _, uerr := s.store.UpdateSubscriber(ctx, id, func(sub *newsletter.Subscriber) error {
+		if sub.ConfirmationSentAt.Equal(stamp) {
+			sub.ConfirmationSentAt = time.Time{}
+		}
+		return nil
+	}); uerr != nil {
+		return fmt.Errorf("%w (and unrecord confirmation: %w)", err, uerr)
+	}
+	return err
 }
 
 // ReaderByToken returns the reader a link is for, changing nothing: the
