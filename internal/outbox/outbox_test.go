@@ -343,3 +343,38 @@ func BenchmarkSend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestSentFindsDigestEmails: the outbox is the record the delivery engine
+// reconciles against: a digest email is found by its digest and reader
+// tags, with its Message-ID; other readers, other digests and untagged
+// mail are not.
+func TestSentFindsDigestEmails(t *testing.T) {
+	m := mustNew(t)
+	ctx := context.Background()
+	if _, found, err := m.Sent(ctx, "daily-2026-11-26", "r1"); err != nil || found {
+		t.Fatalf("Sent on an empty outbox: %v, %v; want not found", found, err)
+	}
+	plain := testMessage("reader@example.org")
+	if _, err := m.Send(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	msg := testMessage("reader@example.org")
+	msg.MessageID = "<daily-2026-11-26.r1@bugle.example>"
+	msg.Tags = map[string]string{TagDigest: "daily-2026-11-26", TagSubscriber: "r1"}
+	// Two sends in the same nanosecond take a collision suffix; the
+	// second must still be found by its key.
+	for range 2 {
+		if _, err := m.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, found, err := m.Sent(ctx, "daily-2026-11-26", "r1")
+	if err != nil || !found || id != msg.MessageID {
+		t.Errorf("Sent = %q, %v, %v; want %q, true", id, found, err, msg.MessageID)
+	}
+	for _, k := range [][2]string{{"daily-2026-11-26", "r2"}, {"daily-2026-11-27", "r1"}, {"daily-2026-11-26", "r"}} {
+		if _, found, err := m.Sent(ctx, k[0], k[1]); err != nil || found {
+			t.Errorf("Sent(%s, %s) = %v, %v; want not found", k[0], k[1], found, err)
+		}
+	}
+}
