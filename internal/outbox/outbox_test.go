@@ -350,6 +350,8 @@ func BenchmarkSend(b *testing.B) {
 // mail are not.
 func TestSentFindsDigestEmails(t *testing.T) {
 	m := mustNew(t)
+	at := time.Date(2025, 3, 1, 7, 0, 0, 0, time.UTC)
+	m.Now = func() time.Time { return at }
 	ctx := context.Background()
 	if _, found, err := m.Sent(ctx, "daily-2026-11-26", "r1"); err != nil || found {
 		t.Fatalf("Sent on an empty outbox: %v, %v; want not found", found, err)
