@@ -75,3 +75,61 @@ func TestHTMLTextOneLine(t *testing.T) {
 		t.Errorf("HTMLText: got %q, want %q", got, want)
 	}
 }
+
+// FuzzSanitizeSummary checks that sanitising is stable (a stored summary
+// comes out of SummaryHTML unchanged) and that its text never holds markup
+// that a tag-stripping pass missed.
+func FuzzSanitizeSummary(f *testing.F) {
+	for _, s := range []string{
+		"plain & simple", "<p>One <em>two</em></p>", `<a href="https://x.example/?a=1&b=2">x</a>`,
+		`<a href="javascript:alert(1)">x</a><img src=x onerror=alert(1)>`, "<script>x</script><style>y</style>",
+		"<p><strong>open", "</p></a>stray", "&lt;b&gt; &amp;amp; &#0; &#x110000; &nbsp;", "<!-- c --><![CDATA[x]]>",
+		"<svg><p>in svg</p></svg>", "<table><tr><td>cell</table>", "<noscript><p>x</p></noscript>", "\x00<p>\xff</p>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := newsletter.SanitizeSummary(in)
+		if again := newsletter.SanitizeSummary(got); again != got {
+			t.Fatalf("SanitizeSummary(%q) = %q is not stable: again %q", in, got, again)
+		}
+		low := strings.ToLower(got)
+		for _, bad := range []string{"<script", "<style", "<img", "<iframe", "<svg", "javascript:", "<!--", " on"} {
+			if bad == " on" {
+				// An attribute, not text: only inside a tag.
+				if strings.Contains(low, "<") && containsAttrOn(low) {
+					t.Fatalf("SanitizeSummary(%q) = %q keeps an event attribute", in, got)
+				}
+				continue
+			}
+			if strings.Contains(low, bad) && !(bad == "javascript:" && !strings.Contains(low, "href=\"javascript:")) {
+				t.Fatalf("SanitizeSummary(%q) = %q holds %q", in, got, bad)
+			}
+		}
+		a := newsletter.Article{Summary: got}
+		if text := a.SummaryText(); strings.ContainsAny(text, "\r\t") {
+			t.Fatalf("SummaryText(%q) = %q holds a CR or tab", got, text)
+		}
+	})
+}
+
+// containsAttrOn reports whether an HTML tag in s has an attribute whose
+// name starts with "on".
+func containsAttrOn(s string) bool {
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			return false
+		}
+		j := strings.IndexByte(s[i:], '>')
+		if j < 0 {
+			return false
+		}
+		for _, f := range strings.Fields(s[i : i+j])[1:] {
+			if strings.HasPrefix(f, "on") {
+				return true
+			}
+		}
+		s = s[i+j:]
+	}
+}
