@@ -15,10 +15,16 @@ import (
 // schedule's {"frequency": "daily"} (the EventBridge Scheduler target's
 // Input), which builds and sends the digest of the current period, or the
 // api function's DigestInvocation {"digestId": "..."}, which fans out a
-// digest an editor has started sending. Other fields are ignored.
+// digest an editor has started sending, or the sweep schedule's
+// {"sweep": true}, which resumes every digest still sending: it finishes
+// fan-outs and re-queues rows whose outcome stayed unknown past the grace
+// period (on AWS the record that settles them is SES's Send event; a copy
+// claimed but never mailed before a crash has none). Other fields are
+// ignored.
 type DigestEvent struct {
 	Frequency string `json:"frequency"`
 	DigestID  string `json:"digestId"`
+	Sweep     bool   `json:"sweep"`
 }
 
 // DigestInvocation is the event the api function sends the digest function
@@ -42,6 +48,9 @@ func ParseDigestEvent(raw []byte) (DigestEvent, error) {
 		return ev, fmt.Errorf("%w: %w", ErrBadEvent, err)
 	}
 	switch {
+	case ev.Sweep && (ev.Frequency != "" || ev.DigestID != ""):
+		return ev, fmt.Errorf("%w: sweep takes no frequency or digestId", ErrBadEvent)
+	case ev.Sweep:
 	case ev.Frequency != "" && ev.DigestID != "":
 		return ev, fmt.Errorf("%w: both frequency and digestId", ErrBadEvent)
 	case ev.Frequency != "":
@@ -53,7 +62,7 @@ func ParseDigestEvent(raw []byte) (DigestEvent, error) {
 			return ev, fmt.Errorf("%w: digest ID %q", ErrBadEvent, ev.DigestID)
 		}
 	default:
-		return ev, fmt.Errorf("%w: want {\"frequency\": \"daily\"} or {\"digestId\": \"...\"}", ErrBadEvent)
+		return ev, fmt.Errorf("%w: want {\"frequency\": \"daily\"}, {\"digestId\": \"...\"} or {\"sweep\": true}", ErrBadEvent)
 	}
 	return ev, nil
 }
@@ -64,6 +73,7 @@ const (
 	OutcomeSkipped  = "skipped"   // nothing new to send
 	OutcomeInvalid  = "invalid"   // the event is neither shape
 	OutcomeNotFound = "not_found" // no digest with the ID
+	OutcomeSwept    = "swept"     // every digest still sending was resumed
 )
 
 // DigestResult is what the digest function answers, for `sam local
@@ -88,7 +98,13 @@ func (a *App) HandleDigest(ctx context.Context, raw json.RawMessage) (*DigestRes
 		a.Log.ErrorContext(ctx, "digest event ignored", "err", err, "event", truncate(string(raw), 512))
 		return &DigestResult{Status: OutcomeInvalid, Message: err.Error()}, nil
 	}
-	if ev.Frequency != "" {
+	switch {
+	case ev.Sweep:
+		if err := a.Engine.Resume(ctx); err != nil {
+			return nil, fmt.Errorf("sweep: %w", err)
+		}
+		return &DigestResult{Status: OutcomeSwept}, nil
+	case ev.Frequency != "":
 		return a.scheduled(ctx, ev.Frequency)
 	}
 	return a.fanout(ctx, ev.DigestID)

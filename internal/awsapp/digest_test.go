@@ -32,6 +32,7 @@ func TestParseDigestEvent(t *testing.T) {
 		{"invocation.json", DigestEvent{DigestID: "daily-2026-11-26"}},
 		{"../../../events/digest.json", DigestEvent{Frequency: "daily"}},
 		{"../../../events/digest-send.json", DigestEvent{DigestID: "daily-2026-11-26"}},
+		{"../../../events/digest-sweep.json", DigestEvent{Sweep: true}},
 	} {
 		raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
 		if err != nil {
@@ -45,6 +46,7 @@ func TestParseDigestEvent(t *testing.T) {
 	for _, bad := range []string{
 		``, `null`, `{}`, `[]`, `"daily"`, `{"frequency":"hourly"}`, `{"digestId":"../etc/passwd"}`,
 		`{"frequency":"daily","digestId":"daily-2026-11-26"}`, `{"frequency":7}`, `{"digestId":"daily-2026-13-45"}`,
+		`{"sweep":true,"frequency":"daily"}`, `{"sweep":"yes"}`, `{"sweep":false}`,
 	} {
 		if ev, err := ParseDigestEvent([]byte(bad)); !errors.Is(err, ErrBadEvent) {
 			t.Errorf("ParseDigestEvent(%s) = %+v, %v; want ErrBadEvent", bad, ev, err)
@@ -179,6 +181,17 @@ func TestHandleDigest(t *testing.T) {
 	}
 	if q.len() != 1 {
 		t.Errorf("%d tasks enqueued after retries, want 1", q.len())
+	}
+
+	// The sweep schedule: the queue lost both messages (as if a crash had
+	// eaten them, which on SQS would take a DLQ), the rows stay queued, and
+	// a sweep puts them back.
+	q.tasks = nil
+	if res := invokeDigest(t, a, `{"sweep":true}`); res.Status != OutcomeSwept {
+		t.Errorf("sweep: %+v, want swept", res)
+	}
+	if q.len() != 1 || len(q.tasks[0].SubscriberIDs) != 2 {
+		t.Errorf("sweep enqueued %+v, want the two queued readers again", q.tasks)
 	}
 
 	if res := invokeDigest(t, a, `{"digestId":"daily-2026-11-27"}`); res.Status != OutcomeNotFound {
