@@ -5,7 +5,7 @@ DATA ?= ./.broadsheet
 ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: run test vet build clean aws-deps lambdas \
+.PHONY: run test vet chaos build clean aws-deps lambdas \
 	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
@@ -18,6 +18,13 @@ test: vet
 
 vet:
 	$(GO) vet ./...
+
+## chaos: the fault scenarios (crashes, triggers, throttling, feedback,
+## unsubscribes, malformed input); one FAULTS line each, non-zero exit if a
+## figure is off. CHAOS_SIZE=small is CI's size; needs `make aws-deps`.
+CHAOS_SIZE ?= full
+chaos:
+	$(GO) run ./cmd/chaos -size $(CHAOS_SIZE)
 
 ## build: the laptop binary in ./bin, and every Lambda bootstrap
 build: lambdas
