@@ -133,8 +133,14 @@ func runUnsubscribe(ctx context.Context, env *runEnv, r *result) error {
 	defer w.mu.Unlock()
 	missing := 0
 	for _, id := range ids {
-		if row := rows[id]; row == nil || !settledFinal(row.Status) {
+		// A reader who left before fan-out reached them has no row, and
+		// needs none: they were no longer eligible.
+		_, left := w.commits[id]
+		if row := rows[id]; row == nil && !left || row != nil && !settledFinal(row.Status) {
 			missing++
+			if missing <= 5 {
+				fmt.Fprintf(env.stderr, "chaos: unsubscribe: reader %s ends %+v\n", id, row)
+			}
 		}
 	}
 	sentToLeavers, skipped := 0, 0
@@ -152,6 +158,7 @@ func runUnsubscribe(ctx context.Context, env *runEnv, r *result) error {
 	r.set("unsubscribed", len(w.commits))
 	r.want(len(w.commits) == leaving, "unsubscribed=%d, want %d", len(w.commits), leaving)
 	r.set("skipped", skipped)
+	r.set("left_before_fanout", leaving-skipped-sentToLeavers)
 	r.set("sent_before_unsubscribe", sentToLeavers-w.after-w.inWindow)
 	r.set("in_window", w.inWindow)
 	r.zero("sends_after_unsubscribe", w.after)
