@@ -2,6 +2,7 @@ package newsletter
 
 import (
 	"html/template"
+	"net/url"
 	"strings"
 	"sync"
 	"unicode"
@@ -21,7 +22,12 @@ var summaryPolicy = sync.OnceValue(func() *bluemonday.Policy {
 	p := bluemonday.NewPolicy()
 	p.AllowElements("p", "br", "em", "strong", "b", "i", "ul", "ol", "li", "blockquote")
 	p.AllowAttrs("href").OnElements("a")
-	p.AllowURLSchemes("http", "https")
+	// A link must name a host: bluemonday alone would keep "https:" or
+	// "http:/path", which lead nowhere (and are not "fully qualified", so
+	// would miss rel="noopener").
+	withHost := func(u *url.URL) bool { return u.Host != "" && u.Opaque == "" }
+	p.AllowURLSchemeWithCustomPolicy("http", withHost)
+	p.AllowURLSchemeWithCustomPolicy("https", withHost)
 	p.RequireParseableURLs(true)
 	p.AllowRelativeURLs(false)
 	p.RequireNoFollowOnLinks(true)

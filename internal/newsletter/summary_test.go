@@ -23,6 +23,7 @@ func TestSanitizeSummary(t *testing.T) {
 		{"javascript link with entities", `<a href="jav&#x09;ascript:alert(1)">click</a>`, "click"},
 		{"data link", `<a href="data:text/html,<script>alert(1)</script>">x</a>`, "x"},
 		{"relative link", `<a href="/local">x</a>`, "x"},
+		{"link without a host", `<a href="https:">x</a><a href="http:/path">y</a><a href="https:///z">z</a>`, "xyz"},
 		{"https link", `<a href="https://ledger.example/a?b=1&c=2" title="t" target="_self">read</a>`,
 			`<a href="https://ledger.example/a?b=1&amp;c=2" rel="nofollow noopener" target="_blank">read</a>`},
 		{"styles and classes", `<p style="position:fixed" class="x" id="y">Hi</p>`, "<p>Hi</p>"},
