@@ -1,8 +1,11 @@
 package newsletter_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 )
@@ -107,11 +110,34 @@ func FuzzSanitizeSummary(f *testing.F) {
 				t.Fatalf("SanitizeSummary(%q) = %q holds %q", in, got, bad)
 			}
 		}
+		for _, href := range hrefs(got) {
+			if u, err := url.Parse(href); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				t.Fatalf("SanitizeSummary(%q) = %q links to %q, not an http(s) URL with a host", in, got, href)
+			}
+		}
 		a := newsletter.Article{Summary: got}
 		if text := a.SummaryText(); strings.ContainsAny(text, "\r\t") {
 			t.Fatalf("SummaryText(%q) = %q holds a CR or tab", got, text)
 		}
 	})
+}
+
+// hrefs returns the href of every element in an HTML fragment.
+func hrefs(s string) []string {
+	var out []string
+	z := html.NewTokenizer(strings.NewReader(s))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return out
+		case html.StartTagToken, html.SelfClosingTagToken:
+			for _, a := range z.Token().Attr {
+				if a.Key == "href" {
+					out = append(out, a.Val)
+				}
+			}
+		}
+	}
 }
 
 // containsAttrOn reports whether an HTML tag in s has an attribute whose
