@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+
+	"github.com/broadsheet-news/broadsheet/internal/bolt"
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/memqueue"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/newsroom"
+	"github.com/broadsheet-news/broadsheet/internal/ses"
+	"github.com/broadsheet-news/broadsheet/internal/smtp"
+)
+
+// discard is the discard mode's mailer: it builds the message's MIME bytes,
+// as SMTP and the outbox do, and drops them.
+type discard struct{}
+
+func (discard) Send(_ context.Context, m *eml.Message) (string, error) {
+	if _, err := m.Bytes(); err != nil {
+		return "", fmt.Errorf("discard: %v: %w", err, eml.ErrRejected)
+	}
+	return m.MessageID, nil
+}
+
+// logger returns the application's logger: silent unless -v.
+func logger(cfg *config, stderr io.Writer) *slog.Logger {
+	w := io.Discard
+	if cfg.Verbose {
+		w = stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// cpuTime returns the CPU time (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS returns this process's peak resident set (VmHWM), in MB.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// profile starts a CPU profile when path is set; the function it returns
+// stops it.
+func profile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// figures are what a mode measured.
+type figures struct {
+	mode       string
+	recipients int
+	elapsed    time.Duration
+	cpu        time.Duration
+	renders    int64
+	extra      []string // more key=value fields
+}
+
+func (f figures) line() string {
+	n := float64(max(f.recipients, 1))
+	s := fmt.Sprintf("BENCH mode=%s recipients=%d seconds=%.2f msgs_per_s=%.0f cpu_us_per_msg=%.1f peak_rss_mb=%.1f renders=%d",
+		f.mode, f.recipients, f.elapsed.Seconds(), float64(f.recipients)/f.elapsed.Seconds(),
+		float64(f.cpu.Microseconds())/n, peakRSS(), f.renders)
+	if len(f.extra) > 0 {
+		s += " " + strings.Join(f.extra, " ")
+	}
+	return s
+}
+
+// runMode runs one mode at cfg.N readers in this process and prints its
+// line.
+func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	if cfg.Mode == "aws" {
+		return runAWS(ctx, cfg, stdout, stderr)
+	}
+	dir, err := os.MkdirTemp(cfg.Dir, "bench-"+cfg.Mode+"-")
+	if err != nil {
+		return fmt.Errorf("temporary folder: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "broadsheet.db")
+	if cfg.Seed != "" {
+		err = copyFile(path, cfg.Seed)
+	} else {
+		err = seedFile(ctx, path, cfg.N)
+	}
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	// The store as the laptop opens it: a sync per transaction.
+	store, err := bolt.Open(path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := newParts()
+	if err != nil {
+		return err
+	}
+
+	var m delivery.Mailer
+	var sk *sinkProc
+	switch cfg.Mode {
+	case "discard":
+		m = discard{}
+	case "smtp":
+		if sk, err = startSink(ctx, "smtp"); err != nil {
+			return err
+		}
+		defer sk.kill()
+		sm, err := smtp.New("smtp://"+sk.addr, smtp.WithPoolSize(cfg.Workers))
+		if err != nil {
+			return err
+		}
+		defer sm.Close()
+		m = sm
+	case "ses":
+		if sk, err = startSink(ctx, "ses"); err != nil {
+			return err
+		}
+		defer sk.kill()
+		m = ses.New(sesClient("http://"+sk.addr, cfg.Workers), "broadsheet")
+	}
+
+	log := logger(cfg, stderr)
+	engine := delivery.New(store, p.signer, p.renderer, m, nil, delivery.Config{Letterhead: letterhead, Logger: log})
+	q := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
+	engine.SetQueue(q)
+	svc := p.service(store, engine, engine, log)
+	q.Start(ctx)
+	defer q.Close()
+
+	f, err := timedSend(ctx, cfg, svc, store)
+	if err != nil {
+		return err
+	}
+	f.renders = p.renderer.Renders()
+	if sk != nil {
+		cpu, msgs, bytes, err := sk.stop()
+		if err != nil {
+			return err
+		}
+		f.extra = append(f.extra, fmt.Sprintf("sink_cpu_us_per_msg=%.1f sink_msgs=%d sink_mb=%.0f", float64(cpu.Microseconds())/float64(max(msgs, 1)), msgs, float64(bytes)/(1<<20)))
+		if msgs > 0 {
+			f.extra = append(f.extra, fmt.Sprintf("bytes_per_msg=%d", bytes/msgs))
+		}
+	}
+	fmt.Fprintln(stdout, f.line())
+	if f.recipients != cfg.N {
+		return fmt.Errorf("mode %s: %d of %d readers sent", cfg.Mode, f.recipients, cfg.N)
+	}
+	return nil
+}
+
+// timedSend creates the digest, sending at once, and waits until it is
+// sent: the part that is timed, its CPU counted and, with -cpuprofile,
+// profiled.
+func timedSend(ctx context.Context, cfg *config, svc *newsroom.Service, store newsletter.Store) (figures, error) {
+	f := figures{mode: cfg.Mode}
+	stopProfile, err := profile(cfg.CPUProfile)
+	if err != nil {
+		return f, err
+	}
+	cpu0, t0 := cpuTime(), time.Now()
+	st, _, err := svc.CreateDigest(ctx, newsroom.DigestRequest{Frequency: "daily", Intro: "Good morning.", Send: true})
+	if err != nil {
+		stopProfile()
+		return f, fmt.Errorf("digest: %w", err)
+	}
+	deadline := time.Now().Add(time.Duration(cfg.N)*10*time.Millisecond + 5*time.Minute)
+	for {
+		d, err := store.Digest(ctx, st.ID)
+		if err != nil {
+			stopProfile()
+			return f, err
+		}
+		if d.Status == newsletter.DigestSent {
+			break
+		}
+		if d.Status == newsletter.DigestPaused || time.Now().After(deadline) {
+			stopProfile()
+			return f, fmt.Errorf("digest %s: %s (%s) after %s", st.ID, d.Status, d.PausedReason, time.Since(t0).Round(time.Second))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.elapsed, f.cpu = time.Since(t0), cpuTime()-cpu0
+	stopProfile()
+	c, err := store.DeliveryCounts(ctx, st.ID)
+	if err != nil {
+		return f, err
+	}
+	f.recipients = int(c.Sent)
+	return f, nil
+}
+
+// awsConfig is the SDK configuration for the stand-ins: a region and
+// dummy credentials.
+func awsConfig() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+}
+
+// sesClient returns an SES v2 client for endpoint whose HTTP client keeps
+// a connection per worker.
+func sesClient(endpoint string, conns int) *sesv2.Client {
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = max(conns, t.MaxIdleConnsPerHost)
+	})
+	return sesv2.NewFromConfig(awsConfig(), func(o *sesv2.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = hc
+	})
+}
