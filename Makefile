@@ -5,7 +5,7 @@ DATA ?= ./.broadsheet
 ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: run test vet chaos build clean aws-deps lambdas \
+.PHONY: run test vet chaos bench build clean aws-deps lambdas \
 	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
@@ -25,6 +25,14 @@ vet:
 CHAOS_SIZE ?= full
 chaos:
 	$(GO) run ./cmd/chaos -size $(CHAOS_SIZE)
+
+## bench: one digest to BENCH_N readers through the real pipeline per mode
+## (discard, smtp, ses at 10000 and BENCH_N; aws at 10000), and each
+## function's bootstrap size and start-to-ready time; one BENCH line each.
+## Numbers are printed, never asserted. Needs `make aws-deps`.
+BENCH_N ?= 100000
+bench:
+	$(GO) run ./cmd/bench -n $(BENCH_N)
 
 ## build: the laptop binary in ./bin, and every Lambda bootstrap
 build: lambdas
