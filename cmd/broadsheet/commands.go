@@ -108,30 +108,99 @@ func digestCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "Digest %s already exists (%s); resuming it.\n", st.ID, st.Status)
 	}
 	fmt.Fprintf(stdout, "Sending %s: %q, %d articles\n", st.ID, st.Subject, len(st.Articles))
-	tick := time.NewTicker(time.Second)
+	// On a terminal, one progress bar redrawn in place; otherwise (a log,
+	// a pipe) a plain line a second.
+	bar := isTerminal(stdout)
+	every := time.Second
+	if bar {
+		every = 250 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	p := progress{start: time.Now(), first: -1}
+	endBar := func() {
+		if bar {
+			fmt.Fprintln(stdout)
+		}
+	}
 	for {
 		st, err = a.service.Digest(ctx, st.ID)
 		if err != nil {
+			endBar()
 			return err
 		}
 		c := st.Counters
+		if bar {
+			fmt.Fprintf(stdout, "\r%s", p.bar(c.Settled(), c.Total, time.Now()))
+		}
 		if st.Status == newsletter.DigestSent {
+			endBar()
 			fmt.Fprintf(stdout, "Sent %s: %d sent, %d skipped, %d failed, %d unknown\n", st.ID, c.Sent, c.Skipped, c.Failed, c.Unknown)
 			return nil
 		}
 		if st.Status == newsletter.DigestPaused {
+			endBar()
 			fmt.Fprintf(stdout, "Paused %s: %s. %d sent so far; run send again to resume.\n", st.ID, st.PausedReason, c.Sent)
 			return fmt.Errorf("digest %s paused", st.ID)
 		}
-		fmt.Fprintf(stdout, "%s: %d of %d settled (%d sent)\n", st.ID, c.Settled(), c.Total, c.Sent)
+		if !bar {
+			fmt.Fprintf(stdout, "%s: %d of %d settled (%d sent)\n", st.ID, c.Settled(), c.Total, c.Sent)
+		}
 		select {
 		case <-ctx.Done():
+			endBar()
 			fmt.Fprintln(stdout, "Interrupted: the digest resumes where it stopped the next time Broadsheet starts.")
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// a progress bar can be redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progress draws a send's progress bar, with its rate and the time left.
+// The rate counts from the first figure it saw, so a resumed digest's
+// earlier sends do not inflate it.
+type progress struct {
+	start time.Time
+	first int64 // settled at the first draw; -1 before it
+}
+
+// barWidth is the bar's width in characters.
+const barWidth = 30
+
+// bar returns the progress line for done of total settled at now.
+func (p *progress) bar(done, total int64, now time.Time) string {
+	if p.first < 0 {
+		p.first = done
+	}
+	frac := 0.0
+	if total > 0 {
+		frac = min(float64(done)/float64(total), 1)
+	}
+	filled := int(frac * barWidth)
+	line := fmt.Sprintf("[%s%s] %3.0f%% %d/%d", strings.Repeat("#", filled), strings.Repeat(".", barWidth-filled), frac*100, done, total)
+	elapsed := now.Sub(p.start).Seconds()
+	if rate := float64(done-p.first) / elapsed; elapsed > 0 && rate > 0 {
+		line += fmt.Sprintf("  %.0f/s", rate)
+		if left := total - done; left > 0 {
+			line += "  ETA " + time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second).String()
+		} else {
+			line += "  ETA 0s"
+		}
+	} else {
+		line += "  ETA …"
+	}
+	return line + "\x1b[K" // clear what a longer earlier line left
 }
 
 // subscribersCmd imports and exports readers as CSV.
