@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +61,8 @@ func BuildBootstrap(tb testing.TB, name string) string {
 func StartLambda(tb testing.TB, bootstrap string, env ...string) *Lambda {
 	tb.Helper()
 	port, apiPort := FreePort(tb), FreePort(tb)
-	env = append(env, "AWS_REGION="+Region, "AWS_DEFAULT_REGION="+Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+	// Parallel callers may pass one slice: append to a copy, never to it.
+	env = append(slices.Clip(env), "AWS_REGION="+Region, "AWS_DEFAULT_REGION="+Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
 	s := Start(tb, "aws-lambda-rie "+filepath.Base(filepath.Dir(bootstrap)), port, filepath.Dir(bootstrap), env,
 		rie(tb), "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), bootstrap)
