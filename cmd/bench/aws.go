@@ -163,7 +163,7 @@ func runAWS(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	sqsCost := sqsReq * priceSQS * scale
 	f.extra = append(f.extra,
 		fmt.Sprintf("wcu_per_1000=%.0f rcu_per_1000=%.0f sqs_requests_per_1000=%.0f", wcu/n*1000, rcu/n*1000, sqsReq/n*1000),
-		fmt.Sprintf("cost_100k_dynamodb_usd=%.3f cost_100k_sqs_usd=%.3f cost_100k_usd=%.3f ses_cost_100k_usd=%.2f", ddbCost, sqsCost, ddbCost+sqsCost, costReaders*priceSES),
+		fmt.Sprintf("cost_100k_dynamodb_usd=%.3f cost_100k_sqs_usd=%.4f cost_100k_usd=%.3f ses_cost_100k_usd=%.2f", ddbCost, sqsCost, ddbCost+sqsCost, costReaders*priceSES),
 	)
 	fmt.Fprintln(stdout, f.line())
 	if f.recipients != cfg.N {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -58,14 +59,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// peakRSS returns this process's peak resident set (VmHWM), in MB.
-func peakRSS() float64 {
+// status returns a field of /proc/self/status given in kB, in MB:
+// VmHWM is the peak resident set; RssAnon and RssFile split the resident
+// set now into the heap and stacks, and mapped files (bbolt maps its
+// whole data file, and the pages it touched count as resident).
+func status(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb / 1024
 		}
@@ -102,9 +106,11 @@ type figures struct {
 
 func (f figures) line() string {
 	n := float64(max(f.recipients, 1))
-	s := fmt.Sprintf("BENCH mode=%s recipients=%d seconds=%.2f msgs_per_s=%.0f cpu_us_per_msg=%.1f peak_rss_mb=%.1f renders=%d",
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := fmt.Sprintf("BENCH mode=%s recipients=%d seconds=%.2f msgs_per_s=%.0f cpu_us_per_msg=%.1f peak_rss_mb=%.1f renders=%d rss_anon_mb=%.1f rss_file_mb=%.1f go_sys_mb=%.1f",
 		f.mode, f.recipients, f.elapsed.Seconds(), float64(f.recipients)/f.elapsed.Seconds(),
-		float64(f.cpu.Microseconds())/n, peakRSS(), f.renders)
+		float64(f.cpu.Microseconds())/n, status("VmHWM"), f.renders, status("RssAnon"), status("RssFile"), float64(ms.Sys)/(1<<20))
 	if len(f.extra) > 0 {
 		s += " " + strings.Join(f.extra, " ")
 	}
