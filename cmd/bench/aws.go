@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -21,6 +20,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/dynamo"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/ses"
 	"github.com/broadsheet-news/broadsheet/internal/sqs"
 )
@@ -61,28 +61,16 @@ func (c countingDoer) Do(r *http.Request) (*http.Response, error) {
 // startStack starts (or finds running) DynamoDB Local and the SQS and SES
 // stand-ins, through package awstest as cmd/chaos does.
 func startStack() (*stack, error) {
-	ddb, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.DynamoDB(tb) })
+	a, err := harness.StartAWS("bench")
 	if err != nil {
 		return nil, err
 	}
-	sq, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.SQS(tb) })
-	if err != nil {
-		return nil, err
-	}
-	se, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.SES(tb) })
-	if err != nil {
-		return nil, err
-	}
-	cfg := awstest.Config()
 	n := &atomic.Int64{}
 	return &stack{
-		dynamo: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.Endpoint) }),
-		sqs: awssqs.NewFromConfig(cfg, func(o *awssqs.Options) {
-			o.BaseEndpoint = aws.String(sq.Endpoint)
-			o.HTTPClient = countingDoer{inner: awshttpClient(), n: n}
-		}),
+		dynamo: a.DynamoDBClient(),
+		sqs:    a.SQSClient(countingDoer{inner: awshttpClient(), n: n}),
 		sqsReq: n,
-		sesURL: se.Endpoint, ddbURL: ddb.Endpoint, sqsURL: sq.Endpoint,
+		sesURL: a.SES.Endpoint, ddbURL: a.DynamoDB.Endpoint, sqsURL: a.SQS.Endpoint,
 	}, nil
 }
 
@@ -121,12 +109,12 @@ func runAWS(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log := logger(cfg, stderr)
 	queue := sqs.NewQueue(st.sqs, queueURL)
 	queue.Logger = log
-	p, err := newParts()
+	p, err := harness.NewParts(site)
 	if err != nil {
 		return err
 	}
-	engine := delivery.New(store, p.signer, p.renderer, ses.New(sesClient(st.sesURL, cfg.Workers), "broadsheet"), queue, delivery.Config{Letterhead: letterhead, Logger: log})
-	svc := p.service(store, engine, inlineFanout{engine}, log)
+	engine := p.Engine(store, ses.New(sesClient(st.sesURL, cfg.Workers), "broadsheet"), queue, delivery.Config{Logger: log})
+	svc := p.Service(store, noMail{}, engine, harness.InlineFanout{Engine: engine}, log)
 	if err := seed(ctx, store, svc, cfg.N, 8); err != nil {
 		return err
 	}
@@ -151,7 +139,7 @@ func runAWS(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f.renders = p.renderer.Renders()
+	f.renders = p.Renderer.Renders()
 	n := float64(cfg.N)
 	// DynamoDB Local reports a transactional write at the plain rate; AWS
 	// bills it twice: the bill is Write + TransactWrite.
@@ -189,27 +177,7 @@ func poll(ctx context.Context, client *awssqs.Client, url string, queue *sqs.Que
 	for _, m := range out.Messages {
 		ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body), EventSource: "aws:sqs"})
 	}
-	res := sqs.Handle(ctx, ev, engine, queue)
-	failed := map[string]bool{}
-	for _, f := range res.BatchItemFailures {
-		failed[f.ItemIdentifier] = true
-	}
-	var del []sqstypes.DeleteMessageBatchRequestEntry
-	for _, r := range ev.Records {
-		if !failed[r.MessageId] {
-			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(r.MessageId), ReceiptHandle: aws.String(r.ReceiptHandle)})
-		}
-	}
-	if len(del) > 0 {
-		_, _ = client.DeleteMessageBatch(context.WithoutCancel(ctx), &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: del})
-	}
-}
-
-// inlineFanout fans a digest out at once, as the digest function does.
-type inlineFanout struct{ engine *delivery.Engine }
-
-func (d inlineFanout) Dispatch(ctx context.Context, digestID string) error {
-	return d.engine.Fanout(ctx, digestID)
+	harness.DeleteHandled(ctx, client, url, ev, sqs.Handle(ctx, ev, engine, queue))
 }
 
 // awshttpClient is the SDK's default HTTP client.

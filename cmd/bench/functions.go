@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 )
 
 // functions are the Lambda functions, each with the sample event from
@@ -40,7 +41,7 @@ const startRuns = 10
 // The functions' AWS clients point at the stand-ins.
 func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) error {
 	defer awstest.StopAll()
-	root, err := standIn(func(tb testing.TB) string { return awstest.Root(tb) })
+	root, err := harness.StandIn("bench", func(tb testing.TB) string { return awstest.Root(tb) })
 	if err != nil {
 		return err
 	}

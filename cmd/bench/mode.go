@@ -23,6 +23,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
@@ -143,7 +144,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	p, err := newParts()
+	p, err := harness.NewParts(site)
 	if err != nil {
 		return err
 	}
@@ -173,10 +174,10 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	log := logger(cfg, stderr)
-	engine := delivery.New(store, p.signer, p.renderer, m, nil, delivery.Config{Letterhead: letterhead, Logger: log})
+	engine := p.Engine(store, m, nil, delivery.Config{Logger: log})
 	q := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(q)
-	svc := p.service(store, engine, engine, log)
+	svc := p.Service(store, noMail{}, engine, engine, log)
 	q.Start(ctx)
 	defer q.Close()
 
@@ -184,7 +185,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f.renders = p.renderer.Renders()
+	f.renders = p.Renderer.Renders()
 	if sk != nil {
 		cpu, msgs, bytes, err := sk.stop()
 		if err != nil {

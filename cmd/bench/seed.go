@@ -8,37 +8,19 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
-	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
-	"github.com/broadsheet-news/broadsheet/internal/render"
-	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
-	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
 // site is the publication the benchmark sends for.
-var site = render.Site{
-	Name:          "The Daily Ledger",
-	URL:           "https://ledger.example.com",
-	PostalAddress: "The Daily Ledger Ltd\n1 Printing House Square\nLagos",
-	Sections:      newsletter.DefaultSections,
-	Location:      time.UTC,
-}
-
-// letterhead is what every digest email says about its sender.
-var letterhead = delivery.Letterhead{
-	From:              "The Daily Ledger <news@ledger.example.com>",
-	UnsubscribeMailto: "unsubscribe@ledger.example.com",
-	ListID:            "<daily.ledger.example.com>",
-	BaseURL:           site.URL,
-}
+var site = harness.Site("https://ledger.example.com")
 
 // variants are the choices readers are spread over, reader i taking
 // variants[i%len]: six variants of the digest, each rendered once.
@@ -52,39 +34,6 @@ var variants = []struct {
 	{[]string{"news", "politics"}, newsletter.FormatFull},
 	{[]string{"business"}, newsletter.FormatFull},
 	{[]string{"sport", "culture"}, newsletter.FormatText},
-}
-
-// parts are what every pipeline shares: a fresh signing key, the digest
-// renderer and the transactional emails.
-type parts struct {
-	signer   *token.Signer
-	renderer *render.Renderer
-	mails    newsroom.Transactional
-}
-
-func newParts() (*parts, error) {
-	key, err := token.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	signer, err := token.NewSigner(key)
-	if err != nil {
-		return nil, err
-	}
-	renderer, err := render.New(site)
-	if err != nil {
-		return nil, err
-	}
-	mails, err := transactional.New(site)
-	if err != nil {
-		return nil, err
-	}
-	return &parts{signer: signer, renderer: renderer, mails: mails}, nil
-}
-
-// service builds the newsroom on the parts; d starts a digest's sends.
-func (p *parts) service(store newsletter.Store, e *delivery.Engine, d newsroom.Dispatcher, log *slog.Logger) *newsroom.Service {
-	return newsroom.New(store, p.signer, p.renderer, p.mails, noMail{}, e, d, newsroom.Config{Site: site, From: letterhead.From, Logger: log})
 }
 
 // noMail refuses the transactional emails, which the benchmark never sends.
@@ -104,12 +53,12 @@ func seedFile(ctx context.Context, path string, n int) error {
 	if err != nil {
 		return err
 	}
-	p, err := newParts()
+	p, err := harness.NewParts(site)
 	if err != nil {
 		store.Close()
 		return err
 	}
-	err = seed(ctx, store, p.service(store, nil, nil, slog.New(slog.DiscardHandler)), n, 2)
+	err = seed(ctx, store, p.Service(store, noMail{}, nil, nil, slog.New(slog.DiscardHandler)), n, 2)
 	return errors.Join(err, store.Close())
 }
 
@@ -120,50 +69,12 @@ func seed(ctx context.Context, store newsletter.Store, svc *newsroom.Service, n,
 		return err
 	}
 	now := time.Now().UTC()
-	jobs := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				v := variants[i%len(variants)]
-				s := &newsletter.Subscriber{
-					ID: fmt.Sprintf("reader-%07d", i), Email: fmt.Sprintf("reader-%07d@example.com", i),
-					Status: newsletter.StatusConfirmed, Sections: v.sections,
-					Frequency: newsletter.Daily, Format: v.format,
-					Consent:   newsletter.Consent{Time: now, Source: "import"},
-					CreatedAt: now, UpdatedAt: now, ConfirmedAt: now,
-				}
-				if err := store.CreateSubscriber(ctx, s); err != nil {
-					errs <- fmt.Errorf("seed reader %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errs:
-		default:
-		}
-	}
-	return err
+	return harness.SeedReaders(ctx, store, n, workers, func(i int) *newsletter.Subscriber {
+		v := variants[i%len(variants)]
+		s := harness.Confirmed(fmt.Sprintf("reader-%07d", i), fmt.Sprintf("reader-%07d@example.com", i), now)
+		s.Sections, s.Format = v.sections, v.format
+		return s
+	})
 }
 
 // summary is an article's summary: two short paragraphs, so that the
@@ -175,21 +86,17 @@ var summary = strings.Repeat("What happened, in a few sentences, and why it matt
 // section, so that the digest of the current period carries them.
 func seedArticles(ctx context.Context, svc *newsroom.Service) error {
 	now := time.Now()
-	for i := range 10 {
+	return harness.SubmitArticles(ctx, svc, 10, func(i int) newsroom.ArticleInput {
 		sec := site.Sections[i%len(site.Sections)].Slug
-		_, _, err := svc.SubmitArticle(ctx, newsroom.ArticleInput{
+		return newsroom.ArticleInput{
 			URL:         fmt.Sprintf("https://ledger.example.com/2026/%s/story-%d", sec, i),
 			Title:       fmt.Sprintf("Story %d: the %s desk's lead", i, sec),
 			Summary:     summary,
 			Author:      "A. Reporter",
 			Sections:    []string{sec},
 			PublishedAt: now.Add(-time.Hour - time.Duration(i)*time.Minute),
-		})
-		if err != nil {
-			return fmt.Errorf("seed article: %w", err)
 		}
-	}
-	return nil
+	})
 }
 
 // copyFile copies the seeded store to a fresh path.

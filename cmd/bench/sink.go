@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/smtp/smtptest"
 )
 
@@ -28,7 +29,7 @@ func runSink(ctx context.Context, kind string, stdin io.Reader, stdout io.Writer
 	var count func() (msgs, bytes int64)
 	switch kind {
 	case "smtp":
-		srv, err := standIn(func(tb testing.TB) *smtptest.Server { return smtptest.NewServer(tb, smtptest.CountOnly()) })
+		srv, err := harness.StandIn("bench", func(tb testing.TB) *smtptest.Server { return smtptest.NewServer(tb, smtptest.CountOnly()) })
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/ses"
@@ -101,15 +102,12 @@ func runCrashLaptop(ctx context.Context, env *runEnv, r *result) error {
 	rng := env.rng("crash-laptop")
 	plan := newKillPlan(env.rng("crash-laptop-kills"), env.pick(500, 100), readers)
 
-	store, box, closeAll, err := laptopStore(env, "crash")
+	lp, err := openLaptop(env, "crash")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	p, err := newParts()
-	if err != nil {
-		return err
-	}
+	defer lp.close()
+	store, box, p := lp.store, lp.box, lp.parts
 	var reconciledSent, reconciledUnsent atomic.Int64
 	cfg := engineConfig(env)
 	cfg.Lease, cfg.PageSize, cfg.BatchSize = crashLease, crashPageSize, crashBatchSize
@@ -123,12 +121,9 @@ func runCrashLaptop(ctx context.Context, env *runEnv, r *result) error {
 	}
 	cfg.Fault = plan.fault
 	q := &atLeastOnce{visibility: 300 * time.Millisecond, dupShare: 0.1, rng: rng}
-	engine := p.engine(store, box, q, cfg)
-	svc := p.service(store, box, engine, engine, env)
-	if _, err := seedReaders(ctx, store, readers, 4); err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
+	engine := p.Engine(store, box, q, cfg)
+	svc := p.Service(store, box, engine, engine, env.log)
+	if _, err := seedAll(ctx, store, svc, readers, 4); err != nil {
 		return err
 	}
 
@@ -396,7 +391,7 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 		})
 	}
 
-	p, err := newParts()
+	p, err := harness.NewParts(site)
 	if err != nil {
 		return err
 	}
@@ -406,20 +401,16 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 	cfg.Lease, cfg.PageSize, cfg.BatchSize, cfg.UnknownGrace = crashLease, crashPageSize, crashBatchSize, crashUnknownGrace
 	cfg.Fault = plan.fault
 	dq := &dupQueue{inner: queue, share: 0.1, delay: 50 * time.Millisecond, rng: env.rng("crash-aws-dups")}
-	engine := p.engine(store, ses.New(sesClient(proxy.URL, nil), "broadsheet"), dq, cfg)
-	svc := p.service(store, noMailer{}, engine, retriedFanout{engine}, env)
-	if _, err := seedReaders(ctx, store, readers, 8); err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
+	engine := p.Engine(store, ses.New(sesClient(proxy.URL, nil), "broadsheet"), dq, cfg)
+	svc := p.Service(store, noMailer{}, engine, retriedFanout{engine}, env.log)
+	if _, err := seedAll(ctx, store, svc, readers, 8); err != nil {
 		return err
 	}
 
 	sctx, stopSenders := context.WithCancel(ctx)
 	defer stopSenders()
 	src := &eventSource{client: c.sqs, url: queueURL, queue: queue, engine: engine, batch: 2, workers: 6, rng: env.rng("crash-aws")}
-	senders := make(chan struct{})
-	go func() { src.run(sctx); close(senders) }()
+	senders := src.start(sctx)
 
 	st, _, err := svc.CreateDigest(ctx, newsroom.DigestRequest{Frequency: "daily", Send: true})
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
-	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 )
@@ -32,22 +31,13 @@ func runFeedback(ctx context.Context, env *runEnv, r *result) error {
 	readers := env.pick(4000, 800)
 	rng := env.rng("feedback")
 
-	store, box, closeAll, err := laptopStore(env, "feedback")
+	lp, err := openLaptop(env, "feedback")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	p, err := newParts()
-	if err != nil {
-		return err
-	}
-	engine := p.engine(store, box, nil, engineConfig(env))
-	mq := memqueue.New(engine, memqueue.Options{Workers: 4, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: time.Second, Logger: env.log})
-	engine.SetQueue(mq)
-	qctx, stopQueue := context.WithCancel(ctx)
-	defer stopQueue()
-	mq.Start(qctx)
-	svc := p.service(store, box, engine, engine, env)
+	defer lp.close()
+	store, box := lp.store, lp.box
+	_, mq, svc := lp.start(ctx, env, laptopRun{})
 
 	ids, err := seedReaders(ctx, store, readers, 4)
 	if err != nil {

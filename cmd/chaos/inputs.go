@@ -45,26 +45,17 @@ func runInputs(ctx context.Context, env *runEnv, r *result) error {
 	n := env.pick(3000, 1000)
 	rng := env.rng("inputs")
 
-	store, box, closeAll, err := laptopStore(env, "inputs")
+	lp, err := openLaptop(env, "inputs")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	p, err := newParts()
-	if err != nil {
-		return err
-	}
+	defer lp.close()
+	store, box, p := lp.store, lp.box, lp.parts
 	logs := &logWatch{}
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, logWriter(env)), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := engineConfig(env)
 	cfg.Logger = logger
-	engine := p.engine(store, box, nil, cfg)
-	mq := memqueue.New(engine, memqueue.Options{Workers: 2, RetryDelay: 20 * time.Millisecond, Logger: logger})
-	engine.SetQueue(mq)
-	qctx, stopQueue := context.WithCancel(ctx)
-	defer stopQueue()
-	mq.Start(qctx)
-	svc := p.service(store, box, engine, engine, env)
+	_, mq, svc := lp.start(ctx, env, laptopRun{config: &cfg, queue: &memqueue.Options{Workers: 2, RetryDelay: 20 * time.Millisecond, Logger: logger}})
 	h, err := api.NewHandler(svc, api.Options{Logger: logger, SubscribeLimit: rate.Inf, AuthFailureLimit: rate.Inf})
 	if err != nil {
 		return err
@@ -76,11 +67,8 @@ func runInputs(ctx context.Context, env *runEnv, r *result) error {
 
 	// What the requests aim at: a reader, an article, a draft digest and
 	// editor tokens of every scope.
-	ids, err := seedReaders(ctx, store, 3, 1)
+	ids, err := seedAll(ctx, store, svc, 3, 1)
 	if err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
 		return err
 	}
 	st, _, err := svc.CreateDigest(ctx, newsroom.DigestRequest{Frequency: "daily"})
@@ -107,7 +95,7 @@ func runInputs(ctx context.Context, env *runEnv, r *result) error {
 		rng: rng, digestID: st.ID, articleID: as[0].ID, reader: ids[0], readerEmail: readerEmail(0),
 		full: full, editOnly: editOnly, sendOnly: sendOnly,
 		sign: func(pp token.Purpose, id string, ttl time.Duration) string {
-			return p.signer.Sign(pp, id, time.Now().Add(ttl))
+			return p.Signer.Sign(pp, id, time.Now().Add(ttl))
 		},
 	}
 	c := &inputClient{srv: srv, http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}

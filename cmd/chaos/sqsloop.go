@@ -11,9 +11,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/sqs"
 )
 
@@ -85,20 +85,15 @@ func (s *eventSource) poll(ctx context.Context) {
 		s.crashed.Add(1)
 		return
 	}
-	failed := map[string]bool{}
-	for _, f := range res.BatchItemFailures {
-		failed[f.ItemIdentifier] = true
-	}
-	var del []sqstypes.DeleteMessageBatchRequestEntry
-	for _, r := range ev.Records {
-		if !failed[r.MessageId] {
-			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(r.MessageId), ReceiptHandle: aws.String(r.ReceiptHandle)})
-		}
-	}
-	if len(del) > 0 {
-		// A delete that fails leaves the message to come back: harmless.
-		_, _ = s.client.DeleteMessageBatch(context.WithoutCancel(ctx), &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(s.url), Entries: del})
-	}
+	harness.DeleteHandled(ctx, s.client, s.url, ev, res)
+}
+
+// start runs the event source on its own goroutine until ctx ends; the
+// channel it returns is closed when the senders have stopped.
+func (s *eventSource) start(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { s.run(ctx); close(done) }()
+	return done
 }
 
 // crashWatch passes tasks to the engine and, when the engine crashes,

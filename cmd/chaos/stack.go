@@ -14,71 +14,18 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
+	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/outbox"
-	"github.com/broadsheet-news/broadsheet/internal/render"
-	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
-	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
 // site is the publication every scenario sends for.
-var site = render.Site{
-	Name:          "The Daily Ledger",
-	URL:           "http://127.0.0.1:8080",
-	PostalAddress: "The Daily Ledger Ltd\n1 Printing House Square\nLagos",
-	Sections:      newsletter.DefaultSections,
-	Location:      time.UTC,
-}
+var site = harness.Site("http://127.0.0.1:8080")
 
 // letterhead is what every digest email says about its sender.
-var letterhead = delivery.Letterhead{
-	From:              "The Daily Ledger <news@ledger.example.com>",
-	UnsubscribeMailto: "unsubscribe@ledger.example.com",
-	ListID:            "<daily.ledger.example.com>",
-	BaseURL:           site.URL,
-}
-
-// parts are the pieces every stack shares: a fresh signing key, the digest
-// renderer and the transactional emails.
-type parts struct {
-	signer   *token.Signer
-	renderer *render.Renderer
-	mails    newsroom.Transactional
-}
-
-func newParts() (*parts, error) {
-	key, err := token.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	signer, err := token.NewSigner(key)
-	if err != nil {
-		return nil, err
-	}
-	renderer, err := render.New(site)
-	if err != nil {
-		return nil, err
-	}
-	mails, err := transactional.New(site)
-	if err != nil {
-		return nil, err
-	}
-	return &parts{signer: signer, renderer: renderer, mails: mails}, nil
-}
-
-// engine builds a delivery engine on the parts.
-func (p *parts) engine(store newsletter.Store, m delivery.Mailer, q delivery.Queue, cfg delivery.Config) *delivery.Engine {
-	cfg.Letterhead = letterhead
-	return delivery.New(store, p.signer, p.renderer, m, q, cfg)
-}
-
-// service builds the newsroom on the parts.
-func (p *parts) service(store newsletter.Store, m newsroom.Mailer, e *delivery.Engine, d newsroom.Dispatcher, env *runEnv) *newsroom.Service {
-	return newsroom.New(store, p.signer, p.renderer, p.mails, m, e, d, newsroom.Config{
-		Site: site, From: letterhead.From, Logger: env.log,
-	})
-}
+var letterhead = harness.Letterhead(site)
 
 // laptopStore opens a bbolt store and an outbox in a fresh folder; close
 // removes both.
@@ -101,6 +48,87 @@ func laptopStore(env *runEnv, name string) (store *bolt.Store, box *outbox.Maile
 	return store, box, func() { _ = store.Close(); cleanup() }, nil
 }
 
+// laptop is a scenario's laptop stack: a bbolt store and an outbox in a
+// fresh folder and the parts; start adds an engine on the in-process
+// queue and the newsroom. close stops the queue and removes the folder.
+type laptop struct {
+	store *bolt.Store
+	box   *outbox.Mailer
+	parts *harness.Parts
+	stops []func() // run last first by close
+}
+
+// openLaptop opens a laptop stack in a fresh folder named after name.
+func openLaptop(env *runEnv, name string) (*laptop, error) {
+	store, box, closeAll, err := laptopStore(env, name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := harness.NewParts(site)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return &laptop{store: store, box: box, parts: p, stops: []func(){closeAll}}, nil
+}
+
+// close stops what start started and removes the stack's folder.
+func (l *laptop) close() {
+	for i := len(l.stops) - 1; i >= 0; i-- {
+		l.stops[i]()
+	}
+}
+
+// laptopRun is how a scenario's engine and newsroom differ from the plain
+// ones; every field may be left zero.
+type laptopRun struct {
+	engineStore  newsletter.Store                    // the engine's store: the laptop's
+	serviceStore newsletter.Store                    // the newsroom's store: the laptop's
+	mailer       delivery.Mailer                     // the engine's mailer: the outbox
+	config       *delivery.Config                    // the engine's configuration: engineConfig
+	queue        *memqueue.Options                   // the in-process queue's options: laptopQueue
+	wrap         func(delivery.Queue) delivery.Queue // what the engine enqueues on, around the in-process queue
+}
+
+// laptopQueue is the in-process queue's options in most scenarios.
+func laptopQueue(env *runEnv) memqueue.Options {
+	return memqueue.Options{Workers: 4, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: time.Second, Logger: env.log}
+}
+
+// start builds the engine on an in-process queue, starts the queue until
+// close, and builds the newsroom on the engine.
+func (l *laptop) start(ctx context.Context, env *runEnv, run laptopRun) (*delivery.Engine, *memqueue.Queue, *newsroom.Service) {
+	engineStore, serviceStore, mailer := run.engineStore, run.serviceStore, run.mailer
+	if engineStore == nil {
+		engineStore = l.store
+	}
+	if serviceStore == nil {
+		serviceStore = l.store
+	}
+	if mailer == nil {
+		mailer = l.box
+	}
+	cfg := engineConfig(env)
+	if run.config != nil {
+		cfg = *run.config
+	}
+	opts := laptopQueue(env)
+	if run.queue != nil {
+		opts = *run.queue
+	}
+	engine := l.parts.Engine(engineStore, mailer, nil, cfg)
+	mq := memqueue.New(engine, opts)
+	var q delivery.Queue = mq
+	if run.wrap != nil {
+		q = run.wrap(mq)
+	}
+	engine.SetQueue(q)
+	qctx, stopQueue := context.WithCancel(ctx)
+	l.stops = append(l.stops, stopQueue)
+	mq.Start(qctx)
+	return engine, mq, l.parts.Service(serviceStore, l.box, engine, engine, env.log)
+}
+
 // readerID names reader i; readerEmail is its address.
 func readerID(i int) string    { return fmt.Sprintf("reader-%06d", i) }
 func readerEmail(i int) string { return fmt.Sprintf("reader-%06d@example.com", i) }
@@ -109,49 +137,13 @@ func readerEmail(i int) string { return fmt.Sprintf("reader-%06d@example.com", i
 // several goroutines, and returns their IDs in order.
 func seedReaders(ctx context.Context, store newsletter.Store, n, workers int) ([]string, error) {
 	ids := make([]string, n)
-	now := time.Now().UTC()
-	jobs := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				s := &newsletter.Subscriber{
-					ID: readerID(i), Email: readerEmail(i), Status: newsletter.StatusConfirmed,
-					Frequency: newsletter.Daily, Format: newsletter.FormatFull,
-					Consent:   newsletter.Consent{Time: now, Source: "import"},
-					CreatedAt: now, UpdatedAt: now, ConfirmedAt: now,
-				}
-				if err := store.CreateSubscriber(ctx, s); err != nil {
-					errs <- fmt.Errorf("seed reader %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for i := range n {
+	for i := range ids {
 		ids[i] = readerID(i)
-		select {
-		case jobs <- i:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
 	}
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errs:
-		default:
-		}
-	}
+	now := time.Now().UTC()
+	err := harness.SeedReaders(ctx, store, n, workers, func(i int) *newsletter.Subscriber {
+		return harness.Confirmed(readerID(i), readerEmail(i), now)
+	})
 	return ids, err
 }
 
@@ -159,19 +151,26 @@ feed:
 // digest for the current period has something to carry.
 func seedArticles(ctx context.Context, svc *newsroom.Service) error {
 	now := time.Now()
-	for i, sec := range []string{"news", "business", "sport"} {
-		_, _, err := svc.SubmitArticle(ctx, newsroom.ArticleInput{
+	sections := []string{"news", "business", "sport"}
+	return harness.SubmitArticles(ctx, svc, len(sections), func(i int) newsroom.ArticleInput {
+		return newsroom.ArticleInput{
 			URL:         fmt.Sprintf("https://ledger.example.com/2026/story-%d", i),
 			Title:       fmt.Sprintf("Story %d", i),
 			Summary:     "What happened, in two sentences. And why it matters.",
-			Sections:    []string{sec},
+			Sections:    []string{sections[i]},
 			PublishedAt: now.Add(-time.Hour - time.Duration(i)*time.Minute),
-		})
-		if err != nil {
-			return fmt.Errorf("seed article: %w", err)
 		}
+	})
+}
+
+// seedAll seeds n readers (see seedReaders) and the articles, and
+// returns the readers' IDs in order.
+func seedAll(ctx context.Context, store newsletter.Store, svc *newsroom.Service, n, workers int) ([]string, error) {
+	ids, err := seedReaders(ctx, store, n, workers)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return ids, seedArticles(ctx, svc)
 }
 
 // mailCount is what an outbox holds: digest emails per reader, and the

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
-	"sync"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,53 +14,8 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/dynamo"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 )
-
-// harness lets this command use package awstest, which starts the
-// stand-ins for tests and reports through a testing.TB: it is one, outside
-// any test. Fatal and Skip end the calling goroutine, as in a test, and
-// the error is read back by standIn. A stand-in that is missing is an
-// error here, never a skip: CI must fail rather than print no figure.
-type harness struct {
-	testing.TB // never called: every method awstest uses is below
-	mu         sync.Mutex
-	err        error
-}
-
-func (h *harness) Helper()      {}
-func (h *harness) Name() string { return "chaos" }
-func (h *harness) Cleanup(func()) {
-}
-func (h *harness) Logf(string, ...any) {}
-func (h *harness) fail(msg string) {
-	h.mu.Lock()
-	if h.err == nil {
-		h.err = fmt.Errorf("stand-in: %s", msg)
-	}
-	h.mu.Unlock()
-	runtime.Goexit()
-}
-func (h *harness) Fatal(args ...any)                 { h.fail(fmt.Sprint(args...)) }
-func (h *harness) Fatalf(format string, args ...any) { h.fail(fmt.Sprintf(format, args...)) }
-func (h *harness) Skip(args ...any)                  { h.fail(fmt.Sprint(args...)) }
-func (h *harness) Skipf(format string, args ...any)  { h.fail(fmt.Sprintf(format, args...)) }
-func (h *harness) TempDir() string                   { h.fail("TempDir is not available"); return "" }
-
-// standIn runs an awstest function on its own goroutine, so that a Fatal
-// ends that goroutine only, and returns its result or its failure.
-func standIn[T any](f func(testing.TB) T) (T, error) {
-	h := &harness{}
-	var v T
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		v = f(h)
-	}()
-	<-done
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return v, h.err
-}
 
 // awsClients are clients for the three stand-ins.
 type awsClients struct {
@@ -74,24 +26,11 @@ type awsClients struct {
 
 // startAWS starts (once per run) the stand-ins and returns clients.
 func startAWS() (*awsClients, error) {
-	ddb, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.DynamoDB(tb) })
+	a, err := harness.StartAWS("chaos")
 	if err != nil {
 		return nil, err
 	}
-	sq, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.SQS(tb) })
-	if err != nil {
-		return nil, err
-	}
-	se, err := standIn(func(tb testing.TB) *awstest.Server { return awstest.SES(tb) })
-	if err != nil {
-		return nil, err
-	}
-	cfg := awstest.Config()
-	return &awsClients{
-		dynamo: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.Endpoint) }),
-		sqs:    awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(sq.Endpoint) }),
-		sesURL: se.Endpoint,
-	}, nil
+	return &awsClients{dynamo: a.DynamoDBClient(), sqs: a.SQSClient(nil), sesURL: a.SES.Endpoint}, nil
 }
 
 // sesClient returns an SES v2 client for endpoint, sending through doer.

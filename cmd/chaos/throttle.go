@@ -19,6 +19,7 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/ses"
@@ -78,28 +79,24 @@ func runThrottle(ctx context.Context, env *runEnv, r *result) error {
 		return err
 	}
 	limit := awsapp.SendRateShare * account
-	p, err := newParts()
+	p, err := harness.NewParts(site)
 	if err != nil {
 		return err
 	}
 	cfg := engineConfig(env)
 	cfg.Limiter = rate.NewLimiter(rate.Limit(limit), max(1, int(limit)))
 	cfg.BatchSize = 10 // small tasks, so that every sender has work
-	engine := p.engine(store, ses.New(client, "broadsheet"), queue, cfg)
-	svc := p.service(store, noMailer{}, engine, inlineFanout{engine}, env)
+	engine := p.Engine(store, ses.New(client, "broadsheet"), queue, cfg)
+	svc := p.Service(store, noMailer{}, engine, harness.InlineFanout{Engine: engine}, env.log)
 
-	if _, err := seedReaders(ctx, store, readers, 8); err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
+	if _, err := seedAll(ctx, store, svc, readers, 8); err != nil {
 		return err
 	}
 
 	sctx, stopSenders := context.WithCancel(ctx)
 	defer stopSenders()
 	src := &eventSource{client: c.sqs, url: queueURL, queue: queue, engine: engine, batch: 2, workers: 8, rng: env.rng("throttle")}
-	senders := make(chan struct{})
-	go func() { src.run(sctx); close(senders) }()
+	senders := src.start(sctx)
 
 	// The digest function fans out while the senders already send.
 	fanout := make(chan error, 1)
@@ -178,19 +175,6 @@ type noMailer struct{}
 
 func (noMailer) Send(context.Context, *eml.Message) (string, error) {
 	return "", fmt.Errorf("no transactional mail in this scenario")
-}
-
-// inlineFanout fans a digest out when it is sent, as the digest function
-// does.
-type inlineFanout struct {
-	engine interface {
-		Fanout(context.Context, string) error
-	}
-}
-
-// Dispatch fans the digest out now.
-func (d inlineFanout) Dispatch(ctx context.Context, digestID string) error {
-	return d.engine.Fanout(ctx, digestID)
 }
 
 // sesProxy stands between the SES client and the SES stand-in: it

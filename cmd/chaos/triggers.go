@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/broadsheet-news/broadsheet/internal/memqueue"
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 )
@@ -24,28 +24,19 @@ func runTriggers(ctx context.Context, env *runEnv, r *result) error {
 	readers := env.pick(2000, 500)
 	rng := env.rng("triggers")
 
-	store, box, closeAll, err := laptopStore(env, "triggers")
+	lp, err := openLaptop(env, "triggers")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	p, err := newParts()
-	if err != nil {
-		return err
-	}
-	engine := p.engine(store, box, nil, engineConfig(env))
-	mq := memqueue.New(engine, memqueue.Options{Workers: 4, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: time.Second, Logger: env.log})
-	dq := &dupQueue{inner: mq, share: 0.2, delay: 5 * time.Millisecond, rng: rng}
-	engine.SetQueue(dq)
-	qctx, stopQueue := context.WithCancel(ctx)
-	defer stopQueue()
-	mq.Start(qctx)
-	svc := p.service(store, box, engine, engine, env)
+	defer lp.close()
+	store, box := lp.store, lp.box
+	var dq *dupQueue
+	engine, mq, svc := lp.start(ctx, env, laptopRun{wrap: func(q delivery.Queue) delivery.Queue {
+		dq = &dupQueue{inner: q, share: 0.2, delay: 5 * time.Millisecond, rng: rng}
+		return dq
+	}})
 
-	if _, err := seedReaders(ctx, store, readers, 4); err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
+	if _, err := seedAll(ctx, store, svc, readers, 4); err != nil {
 		return err
 	}
 

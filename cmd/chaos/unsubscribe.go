@@ -11,7 +11,6 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
-	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 )
@@ -36,15 +35,12 @@ func runUnsubscribe(ctx context.Context, env *runEnv, r *result) error {
 	leaving := env.pick(1000, 200)
 	rng := env.rng("unsubscribe")
 
-	store, box, closeAll, err := laptopStore(env, "unsubscribe")
+	lp, err := openLaptop(env, "unsubscribe")
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	p, err := newParts()
-	if err != nil {
-		return err
-	}
+	defer lp.close()
+	store, box := lp.store, lp.box
 	w := &watch{reads: map[string]time.Time{}, commits: map[string]time.Time{}}
 	engineStore := &readWatchStore{Store: store, w: w}
 	serviceStore := &commitWatchStore{Store: store, w: w}
@@ -55,19 +51,10 @@ func runUnsubscribe(ctx context.Context, env *runEnv, r *result) error {
 	sendSeconds := 5.0
 	cfg := engineConfig(env)
 	cfg.Limiter = rate.NewLimiter(rate.Limit(float64(readers)/sendSeconds), 1)
-	engine := p.engine(engineStore, mailer, nil, cfg)
-	mq := memqueue.New(engine, memqueue.Options{Workers: 4, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: time.Second, Logger: env.log})
-	engine.SetQueue(mq)
-	qctx, stopQueue := context.WithCancel(ctx)
-	defer stopQueue()
-	mq.Start(qctx)
-	svc := p.service(serviceStore, box, engine, engine, env)
+	engine, mq, svc := lp.start(ctx, env, laptopRun{engineStore: engineStore, serviceStore: serviceStore, mailer: mailer, config: &cfg})
 
-	ids, err := seedReaders(ctx, store, readers, 4)
+	ids, err := seedAll(ctx, store, svc, readers, 4)
 	if err != nil {
-		return err
-	}
-	if err := seedArticles(ctx, svc); err != nil {
 		return err
 	}
 	// The tokens the readers' emails carry.
