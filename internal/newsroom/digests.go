@@ -47,7 +47,18 @@ func (s *Service) CreateDigest(ctx context.Context, req DigestRequest) (st *Dige
 		return nil, false, fmt.Errorf("create digest: %w", err)
 	default:
 		if d, err = s.buildDigest(ctx, id, freq, period, intro); err != nil {
-			return nil, false, err
+			// A concurrent request may have created this period's digest
+			// between our lookup and the build, which then found its
+			// articles already carried: that digest is the answer.
+			if newsletter.ErrorCode(err) != newsletter.ECONFLICT {
+				return nil, false, err
+			}
+			existing, gerr := s.store.Digest(ctx, id)
+			if gerr != nil {
+				return nil, false, err
+			}
+			d = existing
+			break
 		}
 		switch err := s.store.CreateDigest(ctx, d); {
 		case err == nil:

@@ -69,7 +69,7 @@ type fixture struct {
 	signer *token.Signer
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, wrap ...func(newsletter.Store) newsletter.Store) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := bolt.Open(filepath.Join(dir, "db"))
@@ -98,7 +98,11 @@ func newFixture(t testing.TB) *fixture {
 	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
 	m := &countingMailer{next: ob}
 	engine := delivery.New(store, signer, r, m, nopQueue{}, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: site.URL}, Now: c.Now})
-	svc := newsroom.New(store, signer, r, mails, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
+	var svcStore newsletter.Store = store
+	for _, w := range wrap {
+		svcStore = w(svcStore)
+	}
+	svc := newsroom.New(svcStore, signer, r, mails, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
 	return &fixture{svc: svc, store: store, mailer: m, clock: c, signer: signer}
 }
 
@@ -292,4 +296,69 @@ func TestEditorTokens(t *testing.T) {
 	wantCode(t, err, newsletter.EINVALID)
 	_, _, err = f.svc.CreateEditorToken(ctx, "x", []string{"admin"})
 	wantCode(t, err, newsletter.EINVALID)
+}
+
+// TestConcurrentTriggers: editors double-clicking and a schedule firing at
+// once all get the period's one digest, and none an error.
+func TestConcurrentTriggers(t *testing.T) {
+	// Every trigger's first lookup finds no digest and then waits, so all
+	// of them build while another is creating: the race a double click
+	// makes, made certain.
+	f := newFixture(t, func(s newsletter.Store) newsletter.Store { return &slowMiss{Store: s} })
+	ctx := context.Background()
+	if _, _, err := f.svc.SubmitArticle(ctx, newsroom.ArticleInput{URL: "https://ledger.example.com/a", Title: "First"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	const n = 8
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	created := make(chan bool, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, c, err := f.svc.CreateDigest(ctx, newsroom.DigestRequest{Frequency: "daily"})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids <- st.ID
+			created <- c
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	close(created)
+	for err := range errs {
+		t.Errorf("concurrent trigger: %v", err)
+	}
+	for id := range ids {
+		if id != "daily-2026-11-26" {
+			t.Errorf("trigger got digest %q, want daily-2026-11-26", id)
+		}
+	}
+	n1 := 0
+	for c := range created {
+		if c {
+			n1++
+		}
+	}
+	if n1 != 1 {
+		t.Errorf("%d triggers created a digest, want exactly 1", n1)
+	}
+}
+
+// slowMiss is the real store with a pause after a digest lookup that finds
+// nothing, to widen the window between looking and creating.
+type slowMiss struct{ newsletter.Store }
+
+func (s *slowMiss) Digest(ctx context.Context, id string) (*newsletter.Digest, error) {
+	d, err := s.Store.Digest(ctx, id)
+	if newsletter.ErrorCode(err) == newsletter.ENOTFOUND {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return d, err
 }
