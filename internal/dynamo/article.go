@@ -113,36 +113,15 @@ func (s *Store) Article(ctx context.Context, id string) (*newsletter.Article, er
 // on the version it read. ENOTFOUND, EINVALID when fn changed the ID, or
 // fn's error.
 func (s *Store) UpdateArticle(ctx context.Context, id string, fn func(*newsletter.Article) error) (*newsletter.Article, error) {
-	var out *newsletter.Article
-	err := s.optimistic(ctx, "update article "+id, func(consistent bool) error {
-		rec, err := s.article(ctx, id, consistent)
-		if err != nil {
-			return readStale(consistent, err)
-		}
-		a := rec.Article
-		if err := fn(&a); err != nil {
-			return fnStale(consistent, err)
-		}
-		if a.ID != id {
-			return fnStale(consistent, newsletter.Errorf(newsletter.EINVALID, "An article's ID cannot be changed."))
-		}
-		it, err := encodeArticle(&a, rec.Version+1)
-		if err != nil {
-			return err
-		}
-		err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: condVersion, ExpressionAttributeValues: versionValues(rec.Version)})
-		if conditionFailed(err) || conflict(err) {
-			return errStale
-		} else if err != nil {
-			return fmt.Errorf("update article %s: %w", id, err)
-		}
-		out = &a
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return updateVersioned(s, ctx, "article "+id,
+		func(consistent bool) (newsletter.Article, int64, error) {
+			rec, err := s.article(ctx, id, consistent)
+			if err != nil {
+				return newsletter.Article{}, 0, err
+			}
+			return rec.Article, rec.Version, nil
+		},
+		fn, func(a *newsletter.Article) bool { return a.ID == id }, encodeArticle)
 }
 
 // DeleteArticle removes an article, in one conditional delete. ENOTFOUND.

@@ -98,36 +98,15 @@ func (s *Store) Digest(ctx context.Context, id string) (*newsletter.Digest, erro
 // the version it read. ENOTFOUND, EINVALID when fn changed the ID, or fn's
 // error.
 func (s *Store) UpdateDigest(ctx context.Context, id string, fn func(*newsletter.Digest) error) (*newsletter.Digest, error) {
-	var out *newsletter.Digest
-	err := s.optimistic(ctx, "update digest "+id, func(consistent bool) error {
-		rec, err := s.digest(ctx, id, consistent)
-		if err != nil {
-			return readStale(consistent, err)
-		}
-		d := rec.Digest
-		if err := fn(&d); err != nil {
-			return fnStale(consistent, err)
-		}
-		if d.ID != id {
-			return fnStale(consistent, newsletter.Errorf(newsletter.EINVALID, "A digest's ID cannot be changed."))
-		}
-		it, err := encodeDigest(&d, rec.Version+1)
-		if err != nil {
-			return err
-		}
-		err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: condVersion, ExpressionAttributeValues: versionValues(rec.Version)})
-		if conditionFailed(err) || conflict(err) {
-			return errStale
-		} else if err != nil {
-			return fmt.Errorf("update digest %s: %w", id, err)
-		}
-		out = &d
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return updateVersioned(s, ctx, "digest "+id,
+		func(consistent bool) (newsletter.Digest, int64, error) {
+			rec, err := s.digest(ctx, id, consistent)
+			if err != nil {
+				return newsletter.Digest{}, 0, err
+			}
+			return rec.Digest, rec.Version, nil
+		},
+		fn, func(d *newsletter.Digest) bool { return d.ID == id }, encodeDigest)
 }
 
 // Digests lists digests matching f, newest CreatedAt first (ties by ID,

@@ -335,3 +335,43 @@ func notFound(what string) error {
 func (s *Store) expired(expiresAt int64) bool {
 	return expiresAt != 0 && expiresAt <= s.Now().Unix()
 }
+
+// updateVersioned is the read–change–write of a record kept in one item:
+// read it (eventually consistent first, as optimistic decides), let fn
+// change a copy, refuse a change of key, and put it back on the condition
+// that its version is still the one read. what names the record in
+// errors; keyKept reports whether fn left the record's key alone.
+func updateVersioned[T any](s *Store, ctx context.Context, what string,
+	read func(consistent bool) (rec T, version int64, err error),
+	fn func(*T) error, keyKept func(*T) bool, encode func(*T, int64) (item, error),
+) (*T, error) {
+	var out *T
+	err := s.optimistic(ctx, "update "+what, func(consistent bool) error {
+		rec, version, err := read(consistent)
+		if err != nil {
+			return readStale(consistent, err)
+		}
+		if err := fn(&rec); err != nil {
+			return fnStale(consistent, err)
+		}
+		if !keyKept(&rec) {
+			return fnStale(consistent, newsletter.Errorf(newsletter.EINVALID, "A record's ID cannot be changed."))
+		}
+		it, err := encode(&rec, version+1)
+		if err != nil {
+			return err
+		}
+		err = s.putItem(ctx, &dynamodb.PutItemInput{Item: it, ConditionExpression: condVersion, ExpressionAttributeValues: versionValues(version)})
+		if conditionFailed(err) || conflict(err) {
+			return errStale
+		} else if err != nil {
+			return fmt.Errorf("update %s: %w", what, err)
+		}
+		out = &rec
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
