@@ -63,6 +63,7 @@ func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []stri
 		e.cfg.Logger.Info("send task for a paused digest acknowledged unsent", "digest", digestID, "readers", len(subscriberIDs))
 		return nil, nil
 	}
+	sections := d.Sections() // once per task, not per reader
 	for i, id := range subscriberIDs {
 		if ctx.Err() != nil {
 			return append(retry, subscriberIDs[i:]...), ctx.Err()
@@ -75,7 +76,7 @@ func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []stri
 				return retry, nil
 			}
 		}
-		again, err := e.sendOne(ctx, d, id)
+		again, err := e.sendOne(ctx, d, sections, id)
 		switch {
 		case isCrash(err):
 			return subscriberIDs, fmt.Errorf("send %s: %w", digestID, err)
@@ -106,7 +107,7 @@ func (e *Engine) paused(ctx context.Context, digestID string) (bool, error) {
 
 // sendOne runs the ledger protocol for one reader. It reports whether the
 // reader should be tried again later.
-func (e *Engine) sendOne(ctx context.Context, d *newsletter.Digest, subscriberID string) (again bool, err error) {
+func (e *Engine) sendOne(ctx context.Context, d *newsletter.Digest, sections []string, subscriberID string) (again bool, err error) {
 	row, err := e.claim(ctx, d.ID, subscriberID)
 	switch {
 	case errors.Is(err, errSettled), errors.Is(err, errAwaiting):
@@ -133,7 +134,7 @@ func (e *Engine) sendOne(ctx context.Context, d *newsletter.Digest, subscriberID
 		return false, e.settle(ctx, row, newsletter.DeliverySkipped, "", "reader erased")
 	case err != nil:
 		return true, e.release(ctx, row, fmt.Errorf("read reader: %w", err))
-	case !sub.Receives(d.Frequency, d.Sections()):
+	case !sub.Receives(d.Frequency, sections):
 		return false, e.settle(ctx, row, newsletter.DeliverySkipped, "", "reader is "+string(sub.Status)+" or changed preferences")
 	}
 
