@@ -29,6 +29,17 @@ type Mailer interface {
 	Send(ctx context.Context, m *eml.Message) (messageID string, err error)
 }
 
+// BulkMailer is a Mailer that can also hand many messages to the provider
+// in as few calls as it allows (SES SendBulkEmail takes 50). The engine
+// uses it, when the mailer is one, for the readers of a send task; msgs
+// come from Engine.Message and often share one edition's layout. It
+// returns one Sent per message, in order, each meaning what Send's
+// result would.
+type BulkMailer interface {
+	Mailer
+	SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Sent
+}
+
 // Queue carries tasks from fan-out to the sender. Delivery may be at least
 // once and in any order: every step is idempotent.
 type Queue interface {

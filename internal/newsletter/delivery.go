@@ -46,6 +46,22 @@ type Delivery struct {
 	UpdatedAt    time.Time      `json:"updatedAt"`
 }
 
+// Claim is what ClaimDeliveries did to one row: the row as it stands after
+// the call (nil when there is none) and whether the call claimed it.
+type Claim struct {
+	Row     *Delivery
+	Claimed bool
+}
+
+// Outcome is what became of one reader's copy: the status its ledger row
+// takes, with the provider's message ID once sent, or why it was not.
+type Outcome struct {
+	SubscriberID string
+	Status       DeliveryStatus
+	MessageID    string
+	Reason       string
+}
+
 // Counters are the number of ledger rows of a digest in each status.
 type Counters struct {
 	Total      int64 `json:"total"`

@@ -29,6 +29,10 @@ type Store interface {
 	CreateSubscriber(ctx context.Context, s *Subscriber) error
 	// Subscriber returns the reader with the ID. ENOTFOUND.
 	Subscriber(ctx context.Context, id string) (*Subscriber, error)
+	// SubscribersByID returns the readers with the IDs, one per ID in
+	// order, nil for an ID that has none: the sender's re-read of a task's
+	// readers in one call.
+	SubscribersByID(ctx context.Context, ids []string) ([]*Subscriber, error)
 	// SubscriberByEmail returns the reader with the address, compared by
 	// EmailKey. ENOTFOUND.
 	SubscriberByEmail(ctx context.Context, email string) (*Subscriber, error)
@@ -76,6 +80,32 @@ type Store interface {
 	// its keys, and moves it between its digest's counters in the same
 	// write. ENOTFOUND, or fn's error.
 	UpdateDelivery(ctx context.Context, digestID, subscriberID string, fn func(*Delivery) error) (*Delivery, error)
+	// CreateDeliveries adds those of one digest's ledger rows that do not
+	// exist yet and counts them in its Counters, as CreateDelivery does for
+	// one but in as few writes as the store can make. A row that exists is
+	// left as it is. It reports, per row in order, whether it was created.
+	// EINVALID, with nothing written, for a row without its keys or rows
+	// of more than one digest. After any other error each row is either
+	// created whole and counted, or not created.
+	CreateDeliveries(ctx context.Context, rows []*Delivery) (created []bool, err error)
+	// ClaimDeliveries moves each listed ledger row of a digest that is
+	// queued to sending, leased until leaseUntil, with UpdatedAt now and
+	// one more attempt, and moves it between the counters; a row in any
+	// other status is left as it is. It returns, per ID in order, the row
+	// as it stands after the call (nil when there is none) and whether
+	// this call claimed it. After an error each row is either claimed
+	// whole and counted, or left.
+	ClaimDeliveries(ctx context.Context, digestID string, subscriberIDs []string, now, leaseUntil time.Time) ([]Claim, error)
+	// SettleDeliveries records the outcome of sends: each row named by an
+	// outcome that is not settled yet (Status.Settled is false) takes the
+	// outcome's Status, MessageID and Reason, with LeaseUntil cleared and
+	// UpdatedAt now, and moves between the counters; a settled row, or a
+	// missing one, is left. It reports, per outcome in order, whether the
+	// row was written. EINVALID, with nothing written, for an outcome
+	// without a subscriber ID or with a status that is not one of
+	// DeliveryStatuses. After any other error each row is either written
+	// whole and counted, or left.
+	SettleDeliveries(ctx context.Context, digestID string, outcomes []Outcome, now time.Time) (written []bool, err error)
 	// Deliveries lists a digest's ledger rows matching f, ordered by
 	// subscriber ID, a page at a time.
 	Deliveries(ctx context.Context, digestID string, f DeliveryFilter, p Page) ([]*Delivery, string, error)
