@@ -33,6 +33,13 @@ type Message struct {
 	Headers   []Header // extra headers, in order
 	Text      []byte   // required
 	HTML      []byte   // optional: a text-only email has none
+	// Layout, when set, is the edition variant this message was made
+	// from: Subject, Text and HTML are then the layout's, with Values
+	// (the reader's value for each of Layout.Placeholders) spliced in,
+	// and the Subject, Text and HTML fields are ignored. Bodies returns
+	// the spliced bodies.
+	Layout *Layout
+	Values []string
 	// Tags label the message for the provider's event stream (SES message
 	// tags): the digest and the reader it was sent for.
 	Tags map[string]string
@@ -59,10 +66,14 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("reply-to address: %w", err)
 		}
 	}
-	if len(m.Text) == 0 {
+	if m.Layout != nil {
+		if len(m.Values) != len(m.Layout.Placeholders) {
+			return fmt.Errorf("message has %d values for %d placeholders", len(m.Values), len(m.Layout.Placeholders))
+		}
+	} else if len(m.Text) == 0 {
 		return errors.New("message has no text part")
 	}
-	values := []string{m.From, m.To, m.ReplyTo, m.Subject, m.MessageID}
+	values := []string{m.From, m.To, m.ReplyTo, m.SubjectLine(), m.MessageID}
 	for _, h := range m.Headers {
 		// RFC 5322 field names are printable US-ASCII without a colon.
 		if h.Name == "" || strings.IndexFunc(h.Name, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) >= 0 {
@@ -83,6 +94,14 @@ func (m *Message) Validate() error {
 	return nil
 }
 
+// SubjectLine returns the message's subject: its layout's when it has one.
+func (m *Message) SubjectLine() string {
+	if m.Layout != nil {
+		return m.Layout.Subject
+	}
+	return m.Subject
+}
+
 // Bytes returns the message as RFC 5322 bytes: multipart/alternative with
 // a text and an HTML part, or a single text part.
 func (m *Message) Bytes() ([]byte, error) {
@@ -95,9 +114,8 @@ func (m *Message) Bytes() ([]byte, error) {
 	if m.ReplyTo != "" {
 		e.ReplyTo = []string{m.ReplyTo}
 	}
-	e.Subject = m.Subject
-	e.Text = m.Text
-	e.HTML = m.HTML
+	e.Subject = m.SubjectLine()
+	e.HTML, e.Text = m.Bodies()
 	e.Headers = textproto.MIMEHeader{}
 	for _, h := range m.Headers {
 		e.Headers.Add(h.Name, h.Value)

@@ -164,9 +164,10 @@ func (m *Mailer) input(msg *eml.Message) (*sesv2.SendEmailInput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("to: %w", err)
 	}
-	body := &types.Body{Text: content(string(msg.Text))}
-	if len(msg.HTML) > 0 {
-		body.Html = content(string(msg.HTML))
+	htmlBody, text := msg.Bodies()
+	body := &types.Body{Text: content(string(text))}
+	if len(htmlBody) > 0 {
+		body.Html = content(string(htmlBody))
 	}
 	var headers []types.MessageHeader
 	for _, h := range msg.Headers {
@@ -177,7 +178,7 @@ func (m *Mailer) input(msg *eml.Message) (*sesv2.SendEmailInput, error) {
 		FromEmailAddress: aws.String(from),
 		Destination:      &types.Destination{ToAddresses: []string{to}},
 		Content: &types.EmailContent{Simple: &types.Message{
-			Subject: content(msg.Subject),
+			Subject: content(msg.SubjectLine()),
 			Body:    body,
 			Headers: headers,
 		}},
