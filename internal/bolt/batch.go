@@ -2,27 +2,203 @@ package bolt
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 )
 
-// Placeholders while the batched ledger calls are written (issue 5).
-var errBatchPending = errors.New("bolt: batched ledger calls not written yet")
+// The batched ledger calls each run in one write transaction, so a page of
+// fan-out or a send task costs one commit (and one pair of fsyncs) instead
+// of one per reader, and their counters are moved once per call.
 
+// CreateDeliveries adds the rows of one digest that do not exist yet and
+// counts them, in one transaction. EINVALID, with nothing written, for a
+// row without keys or rows of more than one digest.
 func (s *Store) CreateDeliveries(ctx context.Context, rows []*newsletter.Delivery) ([]bool, error) {
-	return nil, errBatchPending
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	digestID := ""
+	for _, d := range rows {
+		if d == nil || d.DigestID == "" || d.SubscriberID == "" {
+			return nil, newsletter.Errorf(newsletter.EINVALID, "Delivery digest and subscriber IDs are required.")
+		}
+		if digestID == "" {
+			digestID = d.DigestID
+		} else if d.DigestID != digestID {
+			return nil, newsletter.Errorf(newsletter.EINVALID, "Deliveries created together must be of one digest.")
+		}
+	}
+	created := make([]bool, len(rows))
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.Bucket(bucketDeliveries).CreateBucketIfNotExists([]byte(digestID))
+		if err != nil {
+			return fmt.Errorf("create deliveries %s: %w", digestID, err)
+		}
+		// Fan-out pages come in subscriber ID order, which bbolt fills
+		// pages best with; FillPercent only matters for appends.
+		b.FillPercent = 0.9
+		var c newsletter.Counters
+		for i, d := range rows {
+			key := []byte(d.SubscriberID)
+			if b.Get(key) != nil {
+				continue
+			}
+			if err := putDelivery(b, key, d); err != nil {
+				return fmt.Errorf("create deliveries %s: %w", digestID, err)
+			}
+			created[i] = true
+			c.Total++
+			c.Add(d.Status, 1)
+		}
+		return addCounts(tx, digestID, func(have *newsletter.Counters) { have.Merge(c) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return created, nil
 }
 
+// ClaimDeliveries moves the listed queued rows to sending under a lease, in
+// one transaction, and returns every listed row as it stands.
 func (s *Store) ClaimDeliveries(ctx context.Context, digestID string, ids []string, now, leaseUntil time.Time) ([]newsletter.Claim, error) {
-	return nil, errBatchPending
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	claims := make([]newsletter.Claim, len(ids))
+	if digestID == "" || len(ids) == 0 {
+		return claims, nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		clear(claims) // a retried transaction starts again
+		b := deliveryRows(tx, digestID)
+		if b == nil {
+			return nil
+		}
+		var claimed int64
+		for i, id := range ids {
+			if id == "" {
+				continue
+			}
+			d, err := getDelivery(b, []byte(id))
+			if err != nil || d == nil {
+				if err != nil {
+					return fmt.Errorf("claim deliveries %s: %w", digestID, err)
+				}
+				continue
+			}
+			claims[i].Row = d
+			if d.Status != newsletter.DeliveryQueued {
+				continue
+			}
+			d.Status, d.LeaseUntil, d.UpdatedAt = newsletter.DeliverySending, leaseUntil, now
+			d.Attempts++
+			if err := putDelivery(b, []byte(id), d); err != nil {
+				return fmt.Errorf("claim deliveries %s: %w", digestID, err)
+			}
+			claims[i].Claimed = true
+			claimed++
+		}
+		if claimed == 0 {
+			return nil
+		}
+		return addCounts(tx, digestID, func(c *newsletter.Counters) {
+			c.Queued -= claimed
+			c.Sending += claimed
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A row claimed twice in one call (a repeated ID) is returned as the
+	// same record: give each position its own copy.
+	for i := range claims {
+		if claims[i].Row != nil {
+			r := *claims[i].Row
+			claims[i].Row = &r
+		}
+	}
+	return claims, nil
 }
 
+// SettleDeliveries records the outcomes of unsettled rows in one
+// transaction.
 func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes []newsletter.Outcome, now time.Time) ([]bool, error) {
-	return nil, errBatchPending
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, o := range outcomes {
+		if o.SubscriberID == "" || !slices.Contains(newsletter.DeliveryStatuses, o.Status) {
+			return nil, newsletter.Errorf(newsletter.EINVALID, "An outcome needs a subscriber ID and a delivery status.")
+		}
+	}
+	written := make([]bool, len(outcomes))
+	if digestID == "" || len(outcomes) == 0 {
+		return written, nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		clear(written)
+		b := deliveryRows(tx, digestID)
+		if b == nil {
+			return nil
+		}
+		var c newsletter.Counters
+		for i, o := range outcomes {
+			key := []byte(o.SubscriberID)
+			d, err := getDelivery(b, key)
+			if err != nil {
+				return fmt.Errorf("settle deliveries %s: %w", digestID, err)
+			}
+			if d == nil || d.Status.Settled() {
+				continue
+			}
+			c.Add(d.Status, -1)
+			c.Add(o.Status, 1)
+			d.Status, d.MessageID, d.Reason = o.Status, o.MessageID, o.Reason
+			d.LeaseUntil, d.UpdatedAt = time.Time{}, now
+			if err := putDelivery(b, key, d); err != nil {
+				return fmt.Errorf("settle deliveries %s: %w", digestID, err)
+			}
+			written[i] = true
+		}
+		return addCounts(tx, digestID, func(have *newsletter.Counters) { have.Merge(c) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return written, nil
 }
 
+// SubscribersByID reads the listed readers in one transaction.
 func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newsletter.Subscriber, error) {
-	return nil, errBatchPending
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]*newsletter.Subscriber, len(ids))
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSubscribers)
+		for i, id := range ids {
+			if id == "" {
+				continue
+			}
+			var sub newsletter.Subscriber
+			if ok, err := get(b, "subscriber", id, &sub); err != nil {
+				return err
+			} else if ok {
+				out[i] = &sub
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -185,3 +185,28 @@ func addCounts(tx *bbolt.Tx, digestID string, fn func(*newsletter.Counters)) err
 	}
 	return nil
 }
+
+// getDelivery decodes the ledger row under key, nil when there is none.
+func getDelivery(b *bbolt.Bucket, key []byte) (*newsletter.Delivery, error) {
+	data := b.Get(key)
+	if data == nil {
+		return nil, nil
+	}
+	var d newsletter.Delivery
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("decode delivery %q: %w", key, err)
+	}
+	return &d, nil
+}
+
+// putDelivery stores a ledger row under key.
+func putDelivery(b *bbolt.Bucket, key []byte, d *newsletter.Delivery) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode delivery %q: %w", key, err)
+	}
+	if err := b.Put(key, data); err != nil {
+		return fmt.Errorf("put delivery %q: %w", key, err)
+	}
+	return nil
+}

@@ -97,6 +97,19 @@ func (c *Counters) Add(s DeliveryStatus, n int64) {
 	}
 }
 
+// Merge adds every counter of o to c, Total included.
+func (c *Counters) Merge(o Counters) {
+	c.Total += o.Total
+	c.Queued += o.Queued
+	c.Sending += o.Sending
+	c.Sent += o.Sent
+	c.Skipped += o.Skipped
+	c.Failed += o.Failed
+	c.Unknown += o.Unknown
+	c.Bounced += o.Bounced
+	c.Complained += o.Complained
+}
+
 // Settled returns the number of rows no longer in flight.
 func (c Counters) Settled() int64 {
 	return c.Sent + c.Skipped + c.Failed + c.Bounced + c.Complained

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) newsletter.Store) {
 	t.Run("Article", func(t *testing.T) { testArticles(t, open) })
 	t.Run("Digest", func(t *testing.T) { testDigests(t, open) })
 	t.Run("Delivery", func(t *testing.T) { testDeliveries(t, open) })
+	t.Run("DeliveryBatch", func(t *testing.T) { testBatches(t, open) })
 	t.Run("EditorToken", func(t *testing.T) { testEditorTokens(t, open) })
 	t.Run("Cursor", func(t *testing.T) { testCursors(t, open) })
 }
