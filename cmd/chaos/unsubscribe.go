@@ -180,6 +180,18 @@ func (s *readWatchStore) Subscriber(ctx context.Context, id string) (*newsletter
 	return s.Store.Subscriber(ctx, id)
 }
 
+// SubscribersByID notes the time for each reader, then reads them all:
+// the sender's re-read of a task's readers.
+func (s *readWatchStore) SubscribersByID(ctx context.Context, ids []string) ([]*newsletter.Subscriber, error) {
+	now := time.Now()
+	s.w.mu.Lock()
+	for _, id := range ids {
+		s.w.reads[id] = now
+	}
+	s.w.mu.Unlock()
+	return s.Store.SubscribersByID(ctx, ids)
+}
+
 // commitWatchStore is the newsroom's store: it notes when an update that
 // leaves a reader unsubscribed has committed.
 type commitWatchStore struct {

@@ -224,9 +224,10 @@ type Engine struct {
 // edition is a digest rendered for one variant, shared by every reader of
 // that variant. once makes concurrent senders render it a single time.
 type edition struct {
-	once sync.Once
-	ed   *render.Edition
-	err  error
+	once   sync.Once
+	ed     *render.Edition
+	layout *eml.Layout
+	err    error
 }
 
 // maxEditions bounds the rendered-edition cache; digests have a handful
@@ -274,11 +275,33 @@ func (e *Engine) Links(subscriberID string) render.Links {
 	}
 }
 
-// Message builds a digest email for one reader from the variant's edition:
+// Message builds a digest email for one reader from a variant's edition:
 // the reader's links are spliced in and the bulk-sender headers added
 // (List-Unsubscribe with https and mailto, List-Unsubscribe-Post, List-Id).
+// The message is made from a layout of its own; the send path shares one
+// layout per variant instead (see variant).
 func (e *Engine) Message(d *newsletter.Digest, ed *render.Edition, to, subscriberID string, links render.Links) *eml.Message {
-	html, text := ed.Personalize(links)
+	l, err := layoutOf(ed)
+	if err != nil {
+		// The edition's placeholders are render's constants: this cannot
+		// fail, but an edition made elsewhere still mails its bodies.
+		html, text := ed.Personalize(links)
+		m := e.message(d, nil, to, subscriberID, links)
+		m.Subject, m.HTML, m.Text = ed.Subject, html, text
+		return m
+	}
+	return e.message(d, l, to, subscriberID, links)
+}
+
+// layoutOf returns the eml layout of an edition: its subject and bodies
+// with the placeholders that Links fill.
+func layoutOf(ed *render.Edition) (*eml.Layout, error) {
+	return eml.NewLayout(ed.Subject, ed.HTML, ed.Text, render.PlaceholderUnsubscribe, render.PlaceholderPreferences)
+}
+
+// message builds one reader's message on layout l; the bodies are spliced
+// from the layout by the mailer (eml.Message.Bodies, Bytes).
+func (e *Engine) message(d *newsletter.Digest, l *eml.Layout, to, subscriberID string, links render.Links) *eml.Message {
 	lh := e.cfg.Letterhead
 	unsub := "<" + links.Unsubscribe + ">"
 	if lh.UnsubscribeMailto != "" {
@@ -292,26 +315,27 @@ func (e *Engine) Message(d *newsletter.Digest, ed *render.Edition, to, subscribe
 		}
 		unsub += ", <mailto:" + lh.UnsubscribeMailto + "?subject=" + subject + ">"
 	}
-	headers := []eml.Header{
-		{Name: "List-Unsubscribe", Value: unsub},
-		{Name: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"},
-	}
+	headers := make([]eml.Header, 0, 4)
+	headers = append(headers,
+		eml.Header{Name: "List-Unsubscribe", Value: unsub},
+		eml.Header{Name: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"})
 	if lh.ListID != "" {
 		headers = append(headers, eml.Header{Name: "List-Id", Value: lh.ListID})
 	}
 	headers = append(headers, eml.Header{Name: "Precedence", Value: "bulk"})
-	return &eml.Message{
+	m := &eml.Message{
 		From:      lh.From,
 		To:        to,
 		ReplyTo:   lh.ReplyTo,
-		Subject:   ed.Subject,
 		MessageID: messageID(d.ID, subscriberID, lh.From),
 		Date:      e.cfg.Now(),
 		Headers:   headers,
-		Text:      text,
-		HTML:      html,
 		Tags:      map[string]string{"digest": d.ID, "subscriber": subscriberID},
 	}
+	if l != nil {
+		m.Layout, m.Values = l, []string{links.Unsubscribe, links.Preferences}
+	}
+	return m
 }
 
 // messageID is deterministic per digest and reader, so a copy that is sent
@@ -324,6 +348,16 @@ func messageID(digestID, subscriberID, from string) string {
 // Edition returns the digest rendered for variant v, rendering it on first
 // use only.
 func (e *Engine) Edition(d *newsletter.Digest, v render.Variant) (*render.Edition, error) {
+	ed, err := e.variant(d, v)
+	if err != nil {
+		return nil, err
+	}
+	return ed.ed, nil
+}
+
+// variant returns the digest's edition for variant v and its layout,
+// rendering it on first use only: every reader of the variant shares both.
+func (e *Engine) variant(d *newsletter.Digest, v render.Variant) (*edition, error) {
 	key := d.ID + "\x00" + v.Key()
 	e.mu.Lock()
 	ed, ok := e.editions[key]
@@ -335,6 +369,10 @@ func (e *Engine) Edition(d *newsletter.Digest, v render.Variant) (*render.Editio
 		e.editions[key] = ed
 	}
 	e.mu.Unlock()
-	ed.once.Do(func() { ed.ed, ed.err = e.renderer.Digest(d, v) })
-	return ed.ed, ed.err
+	ed.once.Do(func() {
+		if ed.ed, ed.err = e.renderer.Digest(d, v); ed.err == nil {
+			ed.layout, ed.err = layoutOf(ed.ed)
+		}
+	})
+	return ed, ed.err
 }

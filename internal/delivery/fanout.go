@@ -12,9 +12,9 @@ import (
 // Fanout writes a queued ledger row for every reader who should get the
 // digest and enqueues the rows in batches. It walks the readers a page at a
 // time from the digest's saved cursor, and saves the cursor only after the
-// page's rows were both written and enqueued, so a crash at any point
-// repeats at most one page: rows that exist already are enqueued again,
-// which the sender's conditional claim makes harmless.
+// page's rows were both written (in one call) and enqueued, so a crash at
+// any point repeats at most one page: rows that exist already are enqueued
+// again, which the sender's conditional claim makes harmless.
 //
 // Fan-out stops, cursor saved, when the digest is paused, and goes on from
 // there when it is sent again. Once fan-out is done, a digest that was
@@ -44,16 +44,22 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		if err != nil {
 			return fmt.Errorf("fan out %s: list readers: %w", digestID, err)
 		}
-		var ids []string
+		ids := make([]string, 0, len(subs))
+		rows := make([]*newsletter.Delivery, 0, len(subs))
+		now := e.cfg.Now()
 		for _, s := range subs {
 			if !s.Receives(d.Frequency, sections) {
 				continue
 			}
-			row := &newsletter.Delivery{DigestID: d.ID, SubscriberID: s.ID, Status: newsletter.DeliveryQueued, UpdatedAt: e.cfg.Now()}
-			if err := e.store.CreateDelivery(ctx, row); err != nil && newsletter.ErrorCode(err) != newsletter.ECONFLICT {
-				return fmt.Errorf("fan out %s: ledger row for %s: %w", digestID, s.ID, err)
-			}
+			rows = append(rows, &newsletter.Delivery{DigestID: d.ID, SubscriberID: s.ID, Status: newsletter.DeliveryQueued, UpdatedAt: now})
 			ids = append(ids, s.ID)
+		}
+		// One write for the page; rows left from an earlier try of the
+		// same page stay as they are and are enqueued again.
+		if len(rows) > 0 {
+			if _, err := e.store.CreateDeliveries(ctx, rows); err != nil {
+				return fmt.Errorf("fan out %s: ledger rows: %w", digestID, err)
+			}
 		}
 		if err := e.fault(StepLedgerWritten, d.ID, ""); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)

@@ -191,14 +191,17 @@ func TestCrashAtEveryStep(t *testing.T) {
 				t.Fatalf("no crash injected at %s", step)
 			}
 			f.checkOneEach(t, d.ID, n)
+			// A task claims its rows together and records their outcomes
+			// together, so a crash leaves every row the task held
+			// uncertain, not only the crashing reader's.
 			switch step {
 			case delivery.StepClaimed: // died before mailing: reconciled as never sent, then sent
-				if fl.reconciled[false] != fl.crashes || fl.reconciled[true] != 0 {
-					t.Errorf("reconciled %v after %d crashes, want %d not found", fl.reconciled, fl.crashes, fl.crashes)
+				if fl.reconciled[false] < fl.crashes || fl.reconciled[true] != 0 {
+					t.Errorf("reconciled %v after %d crashes, want at least %d not found and none found", fl.reconciled, fl.crashes, fl.crashes)
 				}
-			case delivery.StepMailed: // died after mailing: reconciled as sent, not resent
-				if fl.reconciled[true] != fl.crashes || fl.reconciled[false] != 0 {
-					t.Errorf("reconciled %v after %d crashes, want %d found", fl.reconciled, fl.crashes, fl.crashes)
+			case delivery.StepMailed: // died after mailing: the crashing reader's copy (and those before it) reconciled as sent, not resent
+				if fl.reconciled[true] < fl.crashes {
+					t.Errorf("reconciled %v after %d crashes, want at least %d found", fl.reconciled, fl.crashes, fl.crashes)
 				}
 			default:
 				if len(fl.reconciled) != 0 {
@@ -221,6 +224,9 @@ func TestCrashWithoutReconciler(t *testing.T) {
 		c.Fault = func(step delivery.Step, d, s string) error {
 			return errors.Join(claimed.fault(step, d, s), mailed.fault(step, d, s))
 		}
+		// One reader a task, so that each crash leaves only its own
+		// reader's row uncertain (a crash leaves all of a task's).
+		c.BatchSize = 1
 	})
 	f.addReaders(t, 5, all)
 	d := f.addDigest(t)

@@ -29,10 +29,18 @@ var (
 	errPaused = errors.New("digest paused")
 )
 
-// pauseCheckEvery is how many readers a send task handles between two
-// reads of its digest's status, so that a digest paused by another sender
-// or by feedback stops this one soon without a read per reader.
-const pauseCheckEvery = 10
+// recheckAfter is how long a send task goes on from its last read of its
+// digest's status and of its readers before reading them again. At full
+// speed a task of 50 readers takes well under that and reads each once;
+// held back by the rate limiter it reads them again, so that a pause, an
+// unsubscribe or a changed preference stops its sends within a fraction
+// of a second. It is real time, not Config.Now.
+const recheckAfter = 250 * time.Millisecond
+
+// settleTimeout bounds the final write of a task's outcomes when the
+// task's own context has ended: the outcomes of messages that left are
+// recorded even during shutdown.
+const settleTimeout = 10 * time.Second
 
 // pausedByProvider is the reason a digest shows when the mail provider
 // stopped taking mail.
@@ -43,10 +51,17 @@ const pausedByProvider = "the mail provider is not accepting mail (sending pause
 // left the message unsent. Every other reader ends sent, skipped, failed
 // or unknown in the ledger.
 //
+// A task costs three store calls whatever its size: its rows are claimed
+// together, its readers re-read together, and its outcomes recorded
+// together once its messages are out (see DESIGN.md's ledger protocol;
+// a crash before that leaves the rows sending, and so reconciled, never
+// blindly sent again). With a BulkMailer the task's messages go to the
+// provider in one call.
+//
 // A paused digest sends nothing: the task is acknowledged and its rows
 // stay queued, for Sweep to enqueue again when the digest resumes. When
-// the mailer answers eml.ErrPaused, the digest is paused, the row handed
-// back to the queue, and the rest of the task left queued the same way.
+// the mailer answers eml.ErrPaused, the digest is paused, and the row and
+// the rest of the task handed back to the queue the same way.
 func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []string) (retry []string, err error) {
 	d, err := e.store.Digest(ctx, digestID)
 	if err != nil {
@@ -63,143 +78,345 @@ func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []stri
 		e.cfg.Logger.Info("send task for a paused digest acknowledged unsent", "digest", digestID, "readers", len(subscriberIDs))
 		return nil, nil
 	}
-	sections := d.Sections() // once per task, not per reader
-	for i, id := range subscriberIDs {
-		if ctx.Err() != nil {
-			return append(retry, subscriberIDs[i:]...), ctx.Err()
+	t := &task{e: e, d: d, sections: d.Sections(), read: time.Now()}
+	if err := t.claim(ctx, subscriberIDs); err != nil {
+		return subscriberIDs, fmt.Errorf("send %s: %w", digestID, err)
+	}
+	err = t.run(ctx)
+	if isCrash(err) {
+		return subscriberIDs, fmt.Errorf("send %s: %w", digestID, err)
+	}
+	if serr := t.record(ctx); serr != nil {
+		if isCrash(serr) {
+			return subscriberIDs, fmt.Errorf("send %s: %w", digestID, serr)
 		}
-		if i > 0 && i%pauseCheckEvery == 0 {
-			if paused, err := e.paused(ctx, digestID); err != nil {
-				return append(retry, subscriberIDs[i:]...), fmt.Errorf("send %s: %w", digestID, err)
-			} else if paused {
-				e.cfg.Logger.Info("digest paused mid-task: rest of the task left queued", "digest", digestID, "readers", len(subscriberIDs)-i)
-				return retry, nil
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return t.retry, fmt.Errorf("send %s: %w", digestID, err)
+	}
+	if t.paused {
+		return t.retry, nil
+	}
+	return t.retry, e.finish(ctx, digestID)
+}
+
+// task is one send task on its way through the ledger protocol.
+type task struct {
+	e        *Engine
+	d        *newsletter.Digest
+	sections []string
+	read     time.Time // when the digest and the readers were last read
+
+	claimed  []*newsletter.Delivery // rows this task holds, not yet decided
+	outcomes []newsletter.Outcome   // what to record, in one write at the end
+	retry    []string               // readers to hand back to the queue
+	paused   bool                   // the digest paused: the rest left queued
+}
+
+// claim takes the task's rows: queued ones in one call, uncertain ones
+// (unknown, or sending under a lease that ran out) one by one through
+// reconciliation.
+func (t *task) claim(ctx context.Context, ids []string) error {
+	e := t.e
+	now := e.cfg.Now()
+	claims, err := e.store.ClaimDeliveries(ctx, t.d.ID, ids, now, now.Add(e.cfg.Lease))
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	for i, c := range claims {
+		id := ids[i]
+		switch r := c.Row; {
+		case c.Claimed:
+			t.claimed = append(t.claimed, r)
+			continue
+		case r == nil, r.Status.Settled():
+			continue // not a reader of this digest, or done already
+		case r.Status == newsletter.DeliverySending && r.LeaseUntil.After(now):
+			t.retry = append(t.retry, id) // another sender holds it
+			continue
+		}
+		row, err := e.reconcile(ctx, t.d.ID, id)
+		switch {
+		case err == nil:
+			t.claimed = append(t.claimed, row)
+		case errors.Is(err, errSettled), errors.Is(err, errAwaiting), newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
+		case errors.Is(err, errReconciled):
+			if err := e.fault(StepSettled, t.d.ID, id); err != nil {
+				return err
+			}
+		case errors.Is(err, errLeased):
+			t.retry = append(t.retry, id)
+		default:
+			e.cfg.Logger.Error("send: claim", "digest", t.d.ID, "subscriber", id, "err", err)
+			t.retry = append(t.retry, id)
+		}
+	}
+	for _, r := range t.claimed {
+		if err := e.fault(StepClaimed, t.d.ID, r.SubscriberID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pending is one claimed reader's message, ready to go.
+type pending struct {
+	row *newsletter.Delivery
+	msg *eml.Message
+}
+
+// run decides every claimed row: it re-reads the readers, builds their
+// messages from the variant's edition and sends them.
+func (t *task) run(ctx context.Context) error {
+	e := t.e
+	var live []*newsletter.Delivery
+	for _, r := range t.claimed {
+		if r.Attempts > e.cfg.MaxAttempts {
+			t.settle(r, newsletter.DeliveryFailed, "", fmt.Sprintf("gave up after %d attempts", e.cfg.MaxAttempts))
+			continue
+		}
+		live = append(live, r)
+	}
+	t.claimed = nil
+	msgs, err := t.prepare(ctx, live)
+	if err != nil {
+		return err
+	}
+	if bm, ok := e.mailer.(BulkMailer); ok && len(msgs) > 1 {
+		return t.sendBulk(ctx, bm, msgs)
+	}
+	for i := 0; i < len(msgs); i++ {
+		if ctx.Err() != nil {
+			t.releaseAll(msgs[i:], true)
+			return ctx.Err()
+		}
+		if i > 0 && time.Since(t.read) > recheckAfter {
+			// Held back (by the limiter, or a slow provider): look again
+			// at the digest and at the readers still to send to.
+			rest, err := t.recheck(ctx, msgs[i:])
+			if err != nil || t.paused {
+				return err
+			}
+			msgs = append(msgs[:i], rest...)
+			if i == len(msgs) {
+				break
 			}
 		}
-		again, err := e.sendOne(ctx, d, sections, id)
+		p := msgs[i]
+		if e.cfg.Limiter != nil {
+			if err := e.cfg.Limiter.Wait(ctx); err != nil {
+				t.releaseAll(msgs[i:], true)
+				return fmt.Errorf("rate limit: %w", err)
+			}
+		}
+		msgID, err := e.mailer.Send(ctx, p.msg)
+		if ferr := e.fault(StepMailed, t.d.ID, p.row.SubscriberID); ferr != nil {
+			return ferr
+		}
+		if stop := t.outcome(ctx, p.row, msgID, err); stop {
+			t.releaseAll(msgs[i+1:], false)
+			return nil
+		}
+	}
+	return nil
+}
+
+// prepare re-reads the readers of rows in one call and returns the
+// messages of those who still receive the digest; the others are settled
+// skipped.
+func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pending, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	e := t.e
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.SubscriberID
+	}
+	t.read = time.Now()
+	subs, err := e.store.SubscribersByID(ctx, ids)
+	if err != nil {
+		for _, r := range rows {
+			t.release(r, true)
+		}
+		return nil, fmt.Errorf("read readers: %w", err)
+	}
+	msgs := make([]pending, 0, len(rows))
+	for i, r := range rows {
+		sub := subs[i]
 		switch {
-		case isCrash(err):
-			return subscriberIDs, fmt.Errorf("send %s: %w", digestID, err)
-		case errors.Is(err, errPaused):
-			e.cfg.Logger.Warn("mail provider paused sending: digest paused, rest of the task left queued", "digest", digestID, "readers", len(subscriberIDs)-i)
-			return retry, nil
-		case err != nil:
-			e.cfg.Logger.Error("send", "digest", digestID, "subscriber", id, "err", err)
+		case sub == nil:
+			t.settle(r, newsletter.DeliverySkipped, "", "reader erased")
+			continue
+		case !sub.Receives(t.d.Frequency, t.sections):
+			t.settle(r, newsletter.DeliverySkipped, "", "reader is "+string(sub.Status)+" or changed preferences")
+			continue
 		}
-		if again {
-			retry = append(retry, id)
+		v, err := e.variant(t.d, render.VariantFor(t.d, sub))
+		if err != nil {
+			e.cfg.Logger.Error("send: render", "digest", t.d.ID, "subscriber", r.SubscriberID, "err", err)
+			t.release(r, true)
+			continue
 		}
+		msgs = append(msgs, pending{row: r, msg: e.message(t.d, v.layout, sub.Email, sub.ID, e.Links(sub.ID))})
 	}
-	if err := e.finish(ctx, digestID); err != nil {
-		return retry, err
-	}
-	return retry, nil
+	return msgs, nil
 }
 
-// paused reports whether a digest is paused now.
-func (e *Engine) paused(ctx context.Context, digestID string) (bool, error) {
-	d, err := e.store.Digest(ctx, digestID)
+// recheck reads the digest's status and the readers of msgs again. It
+// returns the messages still to send; a paused digest releases them all.
+func (t *task) recheck(ctx context.Context, msgs []pending) ([]pending, error) {
+	d, err := t.e.store.Digest(ctx, t.d.ID)
 	if err != nil {
-		return false, fmt.Errorf("digest status: %w", err)
+		t.releaseAll(msgs, true)
+		return nil, fmt.Errorf("digest status: %w", err)
 	}
-	return d.Status == newsletter.DigestPaused, nil
+	if d.Status == newsletter.DigestPaused {
+		t.e.cfg.Logger.Info("digest paused mid-task: rest of the task left queued", "digest", t.d.ID, "readers", len(msgs))
+		t.releaseAll(msgs, false)
+		t.paused = true
+		return nil, nil
+	}
+	rows := make([]*newsletter.Delivery, len(msgs))
+	for i, p := range msgs {
+		rows[i] = p.row
+	}
+	return t.prepare(ctx, rows)
 }
 
-// sendOne runs the ledger protocol for one reader. It reports whether the
-// reader should be tried again later.
-func (e *Engine) sendOne(ctx context.Context, d *newsletter.Digest, sections []string, subscriberID string) (again bool, err error) {
-	row, err := e.claim(ctx, d.ID, subscriberID)
-	switch {
-	case errors.Is(err, errSettled), errors.Is(err, errAwaiting):
-		return false, nil
-	case errors.Is(err, errReconciled):
-		return false, e.fault(StepSettled, d.ID, subscriberID)
-	case errors.Is(err, errLeased):
-		return true, nil
-	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
-		return false, nil // no ledger row: not a reader of this digest
-	case err != nil:
-		return true, fmt.Errorf("claim: %w", err)
-	}
-	if err := e.fault(StepClaimed, d.ID, subscriberID); err != nil {
-		return true, err
-	}
-	if row.Attempts > e.cfg.MaxAttempts {
-		return false, e.settle(ctx, row, newsletter.DeliveryFailed, "", fmt.Sprintf("gave up after %d attempts", e.cfg.MaxAttempts))
-	}
-
-	sub, err := e.store.Subscriber(ctx, subscriberID)
-	switch {
-	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
-		return false, e.settle(ctx, row, newsletter.DeliverySkipped, "", "reader erased")
-	case err != nil:
-		return true, e.release(ctx, row, fmt.Errorf("read reader: %w", err))
-	case !sub.Receives(d.Frequency, sections):
-		return false, e.settle(ctx, row, newsletter.DeliverySkipped, "", "reader is "+string(sub.Status)+" or changed preferences")
-	}
-
-	ed, err := e.Edition(d, render.VariantFor(d, sub))
-	if err != nil {
-		return true, e.release(ctx, row, fmt.Errorf("render: %w", err))
-	}
-	msg := e.Message(d, ed, sub.Email, sub.ID, e.Links(sub.ID))
+// sendBulk hands the messages to a bulk mailer, paced by the limiter, and
+// records each result.
+func (t *task) sendBulk(ctx context.Context, bm BulkMailer, msgs []pending) error {
+	e := t.e
 	if e.cfg.Limiter != nil {
-		if err := e.cfg.Limiter.Wait(ctx); err != nil {
-			return true, e.release(ctx, row, fmt.Errorf("rate limit: %w", err))
+		for range msgs {
+			if err := e.cfg.Limiter.Wait(ctx); err != nil {
+				t.releaseAll(msgs, true)
+				return fmt.Errorf("rate limit: %w", err)
+			}
 		}
 	}
-	msgID, err := e.mailer.Send(ctx, msg)
-	if ferr := e.fault(StepMailed, d.ID, subscriberID); ferr != nil {
-		return true, ferr
+	batch := make([]*eml.Message, len(msgs))
+	for i, p := range msgs {
+		batch[i] = p.msg
 	}
+	results := bm.SendBulk(ctx, batch)
+	if len(results) != len(msgs) {
+		// A mailer that breaks its contract: what left is not known.
+		for _, p := range msgs {
+			t.settle(p.row, newsletter.DeliveryUnknown, "", "the mail provider's answer did not match the request")
+		}
+		return fmt.Errorf("bulk mailer returned %d results for %d messages", len(results), len(msgs))
+	}
+	for i, p := range msgs {
+		if err := e.fault(StepMailed, t.d.ID, p.row.SubscriberID); err != nil {
+			return err
+		}
+		if stop := t.outcome(ctx, p.row, results[i].MessageID, results[i].Err); stop {
+			// The provider paused: what it did not take goes back queued.
+			t.releaseRest(msgs[i+1:], results[i+1:])
+			return nil
+		}
+	}
+	return nil
+}
+
+// releaseRest records the results of the messages after a paused one: a
+// message the provider took is settled as sent, any other is released.
+func (t *task) releaseRest(msgs []pending, results []eml.Sent) {
+	for i, p := range msgs {
+		if results[i].Err == nil {
+			t.settle(p.row, newsletter.DeliverySent, results[i].MessageID, "")
+			continue
+		}
+		t.release(p.row, false)
+	}
+}
+
+// outcome turns what the mailer said about one row into the outcome to
+// record, and reports whether the task must stop (the provider paused).
+func (t *task) outcome(ctx context.Context, row *newsletter.Delivery, msgID string, err error) (stop bool) {
+	e := t.e
 	switch {
 	case err == nil:
-		return false, e.settle(ctx, row, newsletter.DeliverySent, msgID, "")
+		t.settle(row, newsletter.DeliverySent, msgID, "")
 	case errors.Is(err, eml.ErrRejected):
-		return false, e.settle(ctx, row, newsletter.DeliveryFailed, "", "rejected by the mail provider")
+		t.settle(row, newsletter.DeliveryFailed, "", "rejected by the mail provider")
 	case errors.Is(err, eml.ErrUnknownOutcome):
 		// With a Reconciler, trying again asks it at once; without one the
 		// row waits for the provider's event, or for Sweep.
-		return e.cfg.Reconciler != nil, e.settle(ctx, row, newsletter.DeliveryUnknown, "", "no answer from the mail provider")
+		t.settle(row, newsletter.DeliveryUnknown, "", "no answer from the mail provider")
+		if e.cfg.Reconciler != nil {
+			t.retry = append(t.retry, row.SubscriberID)
+		}
 	case errors.Is(err, eml.ErrPaused):
-		e.cfg.Logger.Warn("mail provider refuses to send", "digest", d.ID, "err", err)
-		rerr := e.release(ctx, row, nil)
-		paused, perr := newsletter.PauseDigest(ctx, e.store, d.ID, pausedByProvider, e.cfg.Now())
-		if rerr != nil || perr != nil {
+		e.cfg.Logger.Warn("mail provider refuses to send", "digest", t.d.ID, "err", err)
+		t.release(row, false)
+		paused, perr := newsletter.PauseDigest(ctx, e.store, t.d.ID, pausedByProvider, e.cfg.Now())
+		if perr != nil {
 			// The digest may not be paused: try the reader again later.
-			return true, errors.Join(rerr, perr)
+			e.cfg.Logger.Error("pause digest", "digest", t.d.ID, "err", perr)
+			t.retry = append(t.retry, row.SubscriberID)
+			return false
 		}
 		if paused {
-			e.cfg.Logger.Warn("digest paused", "digest", d.ID, "reason", pausedByProvider)
+			e.cfg.Logger.Warn("digest paused", "digest", t.d.ID, "reason", pausedByProvider)
 		}
-		return false, errPaused
+		e.cfg.Logger.Warn("mail provider paused sending: digest paused, rest of the task left queued", "digest", t.d.ID)
+		t.paused = true
+		return true
 	default: // throttled, or not sent at all: try again later
-		return true, e.release(ctx, row, fmt.Errorf("mailer: %w", err))
+		e.cfg.Logger.Debug("send: try again later", "digest", t.d.ID, "subscriber", row.SubscriberID, "err", err)
+		t.release(row, true)
+	}
+	return false
+}
+
+// settle notes the outcome of a row, recorded by record.
+func (t *task) settle(row *newsletter.Delivery, status newsletter.DeliveryStatus, msgID, reason string) {
+	t.outcomes = append(t.outcomes, newsletter.Outcome{SubscriberID: row.SubscriberID, Status: status, MessageID: msgID, Reason: reason})
+}
+
+// release notes that a claimed row goes back to queued unsent, so that the
+// next delivery of the task (when again) or Sweep can claim it at once.
+func (t *task) release(row *newsletter.Delivery, again bool) {
+	t.settle(row, newsletter.DeliveryQueued, "", "")
+	if again {
+		t.retry = append(t.retry, row.SubscriberID)
 	}
 }
 
-// claim takes a row for sending: from queued, or — once reconciled — from
-// unknown or an expired lease. It returns errSettled, errLeased,
-// errAwaiting or errReconciled when there is nothing to send.
-func (e *Engine) claim(ctx context.Context, digestID, subscriberID string) (*newsletter.Delivery, error) {
-	now := e.cfg.Now()
-	row, err := e.store.UpdateDelivery(ctx, digestID, subscriberID, func(r *newsletter.Delivery) error {
-		switch {
-		case r.Status.Settled():
-			return errSettled
-		case r.Status == newsletter.DeliverySending && r.LeaseUntil.After(now):
-			return errLeased
-		case r.Status != newsletter.DeliveryQueued:
-			return errUncertain
-		}
-		r.Status, r.LeaseUntil, r.UpdatedAt = newsletter.DeliverySending, now.Add(e.cfg.Lease), now
-		r.Attempts++
-		return nil
-	})
-	if errors.Is(err, errUncertain) {
-		return e.reconcile(ctx, digestID, subscriberID)
+// releaseAll releases every row of msgs.
+func (t *task) releaseAll(msgs []pending, again bool) {
+	for _, p := range msgs {
+		t.release(p.row, again)
 	}
-	return row, err
+}
+
+// record writes the task's outcomes in one call, then passes StepSettled
+// for each row it settled. It writes even when ctx has ended, within
+// settleTimeout: these messages have left.
+func (t *task) record(ctx context.Context) error {
+	if len(t.outcomes) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if _, err := t.e.store.SettleDeliveries(wctx, t.d.ID, t.outcomes, t.e.cfg.Now()); err != nil {
+		// The rows stay sending: once their lease runs out they are
+		// reconciled before any resend.
+		return fmt.Errorf("record %d outcomes: %w", len(t.outcomes), err)
+	}
+	for _, o := range t.outcomes {
+		if o.Status == newsletter.DeliveryQueued {
+			continue
+		}
+		if err := t.e.fault(StepSettled, t.d.ID, o.SubscriberID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reconcile handles a row whose send outcome is unknown. Without a
@@ -260,36 +477,4 @@ func (e *Engine) reconcile(ctx context.Context, digestID, subscriberID string) (
 		return nil, errReconciled
 	}
 	return row, nil
-}
-
-// settle records the outcome of a claimed row, then passes StepSettled.
-func (e *Engine) settle(ctx context.Context, row *newsletter.Delivery, status newsletter.DeliveryStatus, msgID, reason string) error {
-	_, err := e.store.UpdateDelivery(ctx, row.DigestID, row.SubscriberID, func(r *newsletter.Delivery) error {
-		if r.Status.Settled() {
-			return errSettled // another sender, after our lease ran out, got there first
-		}
-		r.Status, r.MessageID, r.Reason = status, msgID, reason
-		r.LeaseUntil, r.UpdatedAt = time.Time{}, e.cfg.Now()
-		return nil
-	})
-	if err != nil && !errors.Is(err, errSettled) {
-		return fmt.Errorf("record %s for %s: %w", status, row.SubscriberID, err)
-	}
-	return e.fault(StepSettled, row.DigestID, row.SubscriberID)
-}
-
-// release hands a claimed row back to the queue unsent, so the next
-// delivery of the task can claim it at once. It returns cause.
-func (e *Engine) release(ctx context.Context, row *newsletter.Delivery, cause error) error {
-	_, err := e.store.UpdateDelivery(ctx, row.DigestID, row.SubscriberID, func(r *newsletter.Delivery) error {
-		if r.Status != newsletter.DeliverySending {
-			return errSettled
-		}
-		r.Status, r.LeaseUntil, r.Reason, r.UpdatedAt = newsletter.DeliveryQueued, time.Time{}, "", e.cfg.Now()
-		return nil
-	})
-	if err != nil && !errors.Is(err, errSettled) {
-		return errors.Join(cause, fmt.Errorf("release %s: %w", row.SubscriberID, err))
-	}
-	return cause
 }

@@ -259,7 +259,10 @@ func (s *Service) SendTest(ctx context.Context, id, to string) error {
 		return fmt.Errorf("test send: %w", err)
 	}
 	msg := s.engine.Message(d, ed, to, "test", s.engine.Links("test"))
-	msg.Subject = "[Test] " + msg.Subject
+	// A one-off: the reader's bodies spliced now, under a subject of its own.
+	msg.HTML, msg.Text = msg.Bodies()
+	msg.Subject = "[Test] " + msg.SubjectLine()
+	msg.Layout, msg.Values = nil, nil
 	msg.MessageID = ""
 	if _, err := s.mailer.Send(ctx, msg); err != nil {
 		return fmt.Errorf("test send: %w", err)
