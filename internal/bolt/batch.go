@@ -87,7 +87,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, digestID string, ids []stri
 			if id == "" {
 				continue
 			}
-			d, err := getDelivery(b, []byte(id))
+			d, err := getDelivery(b, digestID, []byte(id))
 			if err != nil || d == nil {
 				if err != nil {
 					return fmt.Errorf("claim deliveries %s: %w", digestID, err)
@@ -152,7 +152,7 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 		var c newsletter.Counters
 		for i, o := range outcomes {
 			key := []byte(o.SubscriberID)
-			d, err := getDelivery(b, key)
+			d, err := getDelivery(b, digestID, key)
 			if err != nil {
 				return fmt.Errorf("settle deliveries %s: %w", digestID, err)
 			}

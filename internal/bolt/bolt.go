@@ -73,7 +73,10 @@ func LockTimeout(d time.Duration) Option {
 // missing. Only one process may hold the file: when another one does, Open
 // gives up after the lock timeout with an error that says so.
 func Open(path string, opts ...Option) (*Store, error) {
-	bo := &bbolt.Options{Timeout: DefaultLockTimeout}
+	// The freelist is not written at every commit but rebuilt when the
+	// file is opened (as etcd runs bbolt): a commit then writes only the
+	// pages it changed, which is most of a batched ledger write's cost.
+	bo := &bbolt.Options{Timeout: DefaultLockTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
 	for _, opt := range opts {
 		opt(bo)
 	}

@@ -84,9 +84,11 @@ func checkIndexes(t *testing.T, s *Store) {
 
 		err := tx.Bucket(bucketDeliveries).ForEachBucket(func(digestID []byte) error {
 			var recount newsletter.Counters
-			tx.Bucket(bucketDeliveries).Bucket(digestID).ForEach(func(_, v []byte) error {
-				var d newsletter.Delivery
-				mustDecode(t, v, &d)
+			tx.Bucket(bucketDeliveries).Bucket(digestID).ForEach(func(k, v []byte) error {
+				d, err := decodeRow(v, string(digestID), string(k))
+				if err != nil {
+					t.Fatalf("decode ledger row %s/%s: %v", digestID, k, err)
+				}
 				recount.Total++
 				recount.Add(d.Status, 1)
 				return nil

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -28,7 +27,7 @@ func (s *Store) CreateDelivery(ctx context.Context, d *newsletter.Delivery) erro
 		if rows.Get([]byte(d.SubscriberID)) != nil {
 			return newsletter.Errorf(newsletter.ECONFLICT, "This delivery exists.")
 		}
-		if err := put(rows, d.SubscriberID, d); err != nil {
+		if err := putDelivery(rows, []byte(d.SubscriberID), d); err != nil {
 			return fmt.Errorf("create delivery %s: %w", d.DigestID, err)
 		}
 		return addCounts(tx, d.DigestID, func(c *newsletter.Counters) {
@@ -71,7 +70,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, digestID, subscriberID strin
 			return newsletter.Errorf(newsletter.EINVALID, "A delivery's digest and subscriber cannot be changed.")
 		}
 		rows := tx.Bucket(bucketDeliveries).Bucket([]byte(digestID))
-		if err := put(rows, subscriberID, d); err != nil {
+		if err := putDelivery(rows, []byte(subscriberID), d); err != nil {
 			return fmt.Errorf("update delivery %s: %w", digestID, err)
 		}
 		if d.Status == was {
@@ -102,11 +101,11 @@ func (s *Store) Deliveries(ctx context.Context, digestID string, f newsletter.De
 	sc := scan[*newsletter.Delivery]{
 		kind: cursorDeliveries,
 		visit: func(k, v []byte) (*newsletter.Delivery, bool, bool, error) {
-			var d newsletter.Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
+			d, err := decodeRow(v, digestID, string(k))
+			if err != nil {
 				return nil, false, false, fmt.Errorf("list deliveries %s: decode %q: %w", digestID, k, err)
 			}
-			return &d, f.Match(&d), false, nil
+			return d, f.Match(d), false, nil
 		},
 	}
 	var (
@@ -163,13 +162,13 @@ func delivery(tx *bbolt.Tx, digestID, subscriberID string) (*newsletter.Delivery
 	if rows == nil || subscriberID == "" {
 		return nil, notFound("Delivery")
 	}
-	var d newsletter.Delivery
-	if ok, err := get(rows, "delivery", subscriberID, &d); err != nil {
+	d, err := getDelivery(rows, digestID, []byte(subscriberID))
+	if err != nil {
 		return nil, err
-	} else if !ok {
+	} else if d == nil {
 		return nil, notFound("Delivery")
 	}
-	return &d, nil
+	return d, nil
 }
 
 // addCounts changes a digest's counters through fn.
@@ -187,25 +186,21 @@ func addCounts(tx *bbolt.Tx, digestID string, fn func(*newsletter.Counters)) err
 }
 
 // getDelivery decodes the ledger row under key, nil when there is none.
-func getDelivery(b *bbolt.Bucket, key []byte) (*newsletter.Delivery, error) {
+func getDelivery(b *bbolt.Bucket, digestID string, key []byte) (*newsletter.Delivery, error) {
 	data := b.Get(key)
 	if data == nil {
 		return nil, nil
 	}
-	var d newsletter.Delivery
-	if err := json.Unmarshal(data, &d); err != nil {
+	d, err := decodeRow(data, digestID, string(key))
+	if err != nil {
 		return nil, fmt.Errorf("decode delivery %q: %w", key, err)
 	}
-	return &d, nil
+	return d, nil
 }
 
-// putDelivery stores a ledger row under key.
+// putDelivery stores a ledger row under key, in the binary form.
 func putDelivery(b *bbolt.Bucket, key []byte, d *newsletter.Delivery) error {
-	data, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("encode delivery %q: %w", key, err)
-	}
-	if err := b.Put(key, data); err != nil {
+	if err := b.Put(key, appendRow(make([]byte, 0, 64), d)); err != nil {
 		return fmt.Errorf("put delivery %q: %w", key, err)
 	}
 	return nil

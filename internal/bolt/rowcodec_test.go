@@ -1,0 +1,57 @@
+package bolt
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+func TestRowCodec(t *testing.T) {
+	lease := time.Date(2026, 11, 26, 7, 2, 3, 456789, time.FixedZone("CET", 3600))
+	rows := []*newsletter.Delivery{
+		{DigestID: "daily-2026-11-26", SubscriberID: "sub-1", Status: newsletter.DeliveryQueued, UpdatedAt: lease},
+		{DigestID: "daily-2026-11-26", SubscriberID: "sub-2", Status: newsletter.DeliverySending, LeaseUntil: lease, Attempts: 3, UpdatedAt: lease.Add(-time.Hour)},
+		{DigestID: "daily-2026-11-26", SubscriberID: "sub-3", Status: newsletter.DeliverySent, MessageID: "0100018f-ü", Reason: "reconciled with the mail provider's record", UpdatedAt: time.Unix(-5, 7)},
+		{DigestID: "daily-2026-11-26", SubscriberID: "sub-4", Status: ""},
+		{DigestID: "daily-2026-11-26", SubscriberID: "sub-5", Status: "a status of tomorrow"},
+	}
+	for _, want := range rows {
+		data := appendRow(nil, want)
+		got, err := decodeRow(data, want.DigestID, want.SubscriberID)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", want.SubscriberID, err)
+		}
+		if !sameRow(got, want) {
+			t.Errorf("%s: round trip: got %+v, want %+v", want.SubscriberID, got, want)
+		}
+		// Every shorter prefix is refused, never misread.
+		for n := range len(data) {
+			if _, err := decodeRow(data[:n], want.DigestID, want.SubscriberID); err == nil {
+				t.Errorf("%s: %d of %d bytes decoded without an error", want.SubscriberID, n, len(data))
+			}
+		}
+		// A row an earlier version wrote as JSON still reads.
+		legacy, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = decodeRow(legacy, want.DigestID, want.SubscriberID)
+		if err != nil || !sameRow(got, want) {
+			t.Errorf("%s: JSON row: got %+v (err %v), want %+v", want.SubscriberID, got, err, want)
+		}
+	}
+	if _, err := decodeRow([]byte{9, 1}, "d", "s"); err == nil {
+		t.Errorf("a row of an unknown version decoded without an error")
+	}
+}
+
+// sameRow compares rows with times as instants.
+func sameRow(a, b *newsletter.Delivery) bool {
+	x, y := *a, *b
+	x.LeaseUntil, y.LeaseUntil = x.LeaseUntil.UTC().Round(0), y.LeaseUntil.UTC().Round(0)
+	x.UpdatedAt, y.UpdatedAt = x.UpdatedAt.UTC().Round(0), y.UpdatedAt.UTC().Round(0)
+	return reflect.DeepEqual(x, y)
+}
