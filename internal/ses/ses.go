@@ -47,13 +47,17 @@ type Mailer struct {
 	// Mailer is one (a delivery.Mailer), so holding the client would keep
 	// the whole SES v2 API, 1.6 MB of the api and sender bootstraps.
 	sendEmail func(context.Context, *sesv2.SendEmailInput, ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error)
-	configSet string
+	// sendBulkEmail is (*sesv2.Client).SendBulkEmail, for SendBulk.
+	sendBulkEmail func(context.Context, *sesv2.SendBulkEmailInput, ...func(*sesv2.Options)) (*sesv2.SendBulkEmailOutput, error)
+	configSet     string
 	// Timeout bounds one Send; zero means DefaultTimeout.
 	Timeout time.Duration
 	retryer aws.Retryer
+	// templates holds the SendBulk template of recent layouts.
+	templates templateCache
 }
 
-var _ delivery.Mailer = (*Mailer)(nil)
+var _ delivery.BulkMailer = (*Mailer)(nil)
 
 // New returns a mailer that sends through client, in configurationSet when
 // it is not empty (the set that publishes send, bounce and complaint
@@ -66,12 +70,14 @@ var _ delivery.Mailer = (*Mailer)(nil)
 // (TooManyRequestsException, Throttling/ThrottlingException and
 // LimitExceededException for the sending rate), up to three attempts with
 // the SDK's jittered backoff: a throttled request was refused and sent
-// nothing. Every other failure comes back at once, classified.
+// nothing. Every other failure comes back at once, classified. SendBulk's
+// SendBulkEmail calls use the same retryer.
 func New(client *sesv2.Client, configurationSet string) *Mailer {
 	return &Mailer{
-		sendEmail: client.SendEmail,
-		configSet: configurationSet,
-		retryer:   sendRetryer(nil),
+		sendEmail:     client.SendEmail,
+		sendBulkEmail: client.SendBulkEmail,
+		configSet:     configurationSet,
+		retryer:       sendRetryer(nil),
 	}
 }
 
@@ -116,8 +122,23 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("ses send: %v: %w", err, eml.ErrRejected)
 	}
-	if err := ctx.Err(); err != nil {
+	var out *sesv2.SendEmailOutput
+	err = m.do(ctx, func(ctx context.Context) (err error) {
+		out, err = m.sendEmail(ctx, in, m.withRetryer)
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("ses send: %w", err)
+	}
+	return aws.ToString(out.MessageId), nil
+}
+
+// do makes one SES call, bounded by the mailer's timeout, and returns its
+// error classified. An error before the call (the context has ended) is
+// returned as it is: nothing was sent.
+func (m *Mailer) do(ctx context.Context, call func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	timeout := m.Timeout
 	if timeout <= 0 {
@@ -138,12 +159,14 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (string, error) {
 			}
 		},
 	})
-	out, err := m.sendEmail(ctx, in, func(o *sesv2.Options) { o.Retryer = m.retryer })
-	if err != nil {
-		return "", fmt.Errorf("ses send: %w", classify(err, &a))
+	if err := call(ctx); err != nil {
+		return classify(err, &a)
 	}
-	return aws.ToString(out.MessageId), nil
+	return nil
 }
+
+// withRetryer makes a call use the mailer's throttling-only retryer.
+func (m *Mailer) withRetryer(o *sesv2.Options) { o.Retryer = m.retryer }
 
 // attempt is what the HTTP trace saw of the last request.
 type attempt struct {
@@ -171,8 +194,7 @@ func (m *Mailer) input(msg *eml.Message) (*sesv2.SendEmailInput, error) {
 	}
 	var headers []types.MessageHeader
 	for _, h := range msg.Headers {
-		// SES takes printable ASCII only; Q-encoding leaves ASCII as it is.
-		headers = append(headers, types.MessageHeader{Name: aws.String(h.Name), Value: aws.String(mime.QEncoding.Encode("utf-8", h.Value))})
+		headers = append(headers, header(h))
 	}
 	in := &sesv2.SendEmailInput{
 		FromEmailAddress: aws.String(from),
@@ -208,6 +230,12 @@ func address(s string) (string, error) {
 		return a.Address, nil
 	}
 	return a.String(), nil
+}
+
+// header returns h as an SES message header. SES takes printable ASCII
+// only; Q-encoding leaves ASCII as it is.
+func header(h eml.Header) types.MessageHeader {
+	return types.MessageHeader{Name: aws.String(h.Name), Value: aws.String(mime.QEncoding.Encode("utf-8", h.Value))}
 }
 
 func content(s string) *types.Content {

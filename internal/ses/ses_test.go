@@ -125,13 +125,16 @@ func TestMaxSendRate(t *testing.T) {
 	}
 }
 
-// fakeSES is an SES v2 endpoint that answers SendEmail as the test says
-// and counts the requests that reached it.
+// fakeSES is an SES v2 endpoint that answers SendEmail and SendBulkEmail
+// as the test says and records the requests that reached it.
 type fakeSES struct {
 	requests atomic.Int32
 	mu       sync.Mutex
 	bodies   [][]byte
+	paths    []string
 	answer   func(w http.ResponseWriter, r *http.Request)
+	// bulk answers SendBulkEmail, given the request body; nil: 404.
+	bulk func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
 func (f *fakeSES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -139,12 +142,16 @@ func (f *fakeSES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
 	f.mu.Lock()
 	f.bodies = append(f.bodies, body)
+	f.paths = append(f.paths, r.URL.Path)
 	f.mu.Unlock()
-	if r.Method != http.MethodPost || r.URL.Path != "/v2/email/outbound-emails" {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v2/email/outbound-emails" && f.answer != nil:
+		f.answer(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/v2/email/outbound-bulk-emails" && f.bulk != nil:
+		f.bulk(w, r, body)
+	default:
 		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
-		return
 	}
-	f.answer(w, r)
 }
 
 // sesError answers as SES v2's REST-JSON protocol does: the error type in
