@@ -28,6 +28,14 @@ type Store struct {
 	// subscriber expires and whether an item has. It defaults to time.Now.
 	Now func() time.Time
 
+	// clock times the counters' markers (see ledger.go); it is time.Now
+	// but in tests.
+	clock func() time.Time
+	// beforeClose, when set (by tests), runs before a ledger write's
+	// closing write and stops the call when it returns an error, as a
+	// crash between the row writes and the counting would.
+	beforeClose func() error
+
 	mu       sync.Mutex
 	consumed Capacity
 }
@@ -37,7 +45,7 @@ var _ newsletter.Store = (*Store)(nil)
 // New returns a Store on the table, which must exist as CreateTable makes
 // it.
 func New(client *dynamodb.Client, table string) *Store {
-	return &Store{api: newAPI(client), table: table, Now: time.Now}
+	return &Store{api: newAPI(client), table: table, Now: time.Now, clock: time.Now}
 }
 
 // api is the part of the DynamoDB API the store calls, held as method
@@ -49,6 +57,8 @@ func New(client *dynamodb.Client, table string) *Store {
 type api struct {
 	getItem            func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	putItem            func(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	updateItem         func(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	batchGetItem       func(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	deleteItem         func(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	query              func(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	transactWriteItems func(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
@@ -58,6 +68,8 @@ func newAPI(c *dynamodb.Client) api {
 	return api{
 		getItem:            c.GetItem,
 		putItem:            c.PutItem,
+		updateItem:         c.UpdateItem,
+		batchGetItem:       c.BatchGetItem,
 		deleteItem:         c.DeleteItem,
 		query:              c.Query,
 		transactWriteItems: c.TransactWriteItems,
@@ -142,6 +154,21 @@ func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
 	}
 	s.consume(true, one(out.ConsumedCapacity)...)
 	return nil
+}
+
+// updateItem runs an UpdateItem and returns its output, whose Attributes
+// hold what in.ReturnValues asked for. A failed condition comes back as a
+// *types.ConditionalCheckFailedException whose Item holds the item as it
+// stands when in.ReturnValuesOnConditionCheckFailure asks for it.
+func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := s.api.updateItem(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	s.consume(true, one(out.ConsumedCapacity)...)
+	return out, nil
 }
 
 func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) error {
