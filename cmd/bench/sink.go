@@ -50,9 +50,11 @@ func runSink(ctx context.Context, kind string, stdin io.Reader, stdout io.Writer
 	return nil
 }
 
-// sesSink speaks as much of the SES v2 API as SendEmail needs: POST
-// /v2/email/outbound-emails answers 200 with a MessageId, once the whole
-// request body was read.
+// sesSink speaks as much of the SES v2 API as the SES mailer needs, once
+// the whole request body was read: POST /v2/email/outbound-emails
+// (SendEmail) answers 200 with a MessageId, POST
+// /v2/email/outbound-bulk-emails (SendBulkEmail) with a SUCCESS result and
+// a MessageId for each entry. It counts messages by recipient entry.
 type sesSink struct {
 	srv         *http.Server
 	addr        string
@@ -76,6 +78,39 @@ func startSESSink() (*sesSink, error) {
 		s.bytes.Add(n)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"MessageId": "bench-" + strconv.FormatInt(id, 10)})
+	})
+	mux.HandleFunc("POST /v2/email/outbound-bulk-emails", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var req struct {
+			BulkEmailEntries []struct {
+				Destination struct{ ToAddresses []string }
+			}
+		}
+		if err := json.Unmarshal(body, &req); err != nil || len(req.BulkEmailEntries) == 0 {
+			w.Header().Set("X-Amzn-Errortype", "BadRequestException")
+			http.Error(w, `{"message":"no entries"}`, http.StatusBadRequest)
+			return
+		}
+		n := int64(len(req.BulkEmailEntries))
+		last := s.msgs.Add(n)
+		s.bytes.Add(int64(len(body)))
+		out := make([]byte, 0, 32+64*n)
+		out = append(out, `{"BulkEmailEntryResults":[`...)
+		for id := last - n + 1; id <= last; id++ {
+			if id > last-n+1 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"Status":"SUCCESS","MessageId":"bench-`...)
+			out = strconv.AppendInt(out, id, 10)
+			out = append(out, `"}`...)
+		}
+		out = append(out, "]}"...)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
 	})
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
