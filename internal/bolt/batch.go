@@ -188,12 +188,11 @@ func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newslette
 			if id == "" {
 				continue
 			}
-			var sub newsletter.Subscriber
-			if ok, err := get(b, "subscriber", id, &sub); err != nil {
+			sub, err := getSubscriber(b, id)
+			if err != nil {
 				return err
-			} else if ok {
-				out[i] = &sub
 			}
+			out[i] = sub
 		}
 		return nil
 	})

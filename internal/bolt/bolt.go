@@ -1,7 +1,9 @@
 // Package bolt keeps Broadsheet's records in one bbolt file: the embedded
 // store used on a laptop, where there is no DynamoDB.
 //
-// Every record is JSON under its ID in a bucket of its own; the listings
+// Every record is kept under its ID in a bucket of its own, as JSON except
+// for the two that a digest reads per reader, subscribers and ledger rows,
+// which have a compact binary form (codec.go); the listings
 // that are not by ID walk index buckets whose keys sort in listing order.
 // A record and its index entries are always written in one transaction, so
 // the indexes never drift from the records.

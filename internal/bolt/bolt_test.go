@@ -52,8 +52,10 @@ func checkIndexes(t *testing.T, s *Store) {
 
 		want := map[string]string{} // index key → record ID
 		forEach(tx, bucketSubscribers, func(id string, v []byte) {
-			var sub newsletter.Subscriber
-			mustDecode(t, v, &sub)
+			sub, err := decodeSubscriber(v, id)
+			if err != nil {
+				t.Fatalf("decode subscriber %s: %v", id, err)
+			}
 			want[newsletter.EmailKey(sub.Email)] = id
 		})
 		compareIndex(tx, bucketSubscriberEmails, want, add, true)
@@ -375,7 +377,7 @@ func BenchmarkSubscribersPage(b *testing.B) {
 				ID: fmt.Sprintf("sub-%06d", i), Email: fmt.Sprintf("r%d@example.com", i),
 				Status: newsletter.StatusConfirmed, Frequency: newsletter.Frequencies[i%2],
 			}
-			if err := put(tx.Bucket(bucketSubscribers), sub.ID, sub); err != nil {
+			if err := putSubscriber(tx.Bucket(bucketSubscribers), sub); err != nil {
 				return err
 			}
 		}

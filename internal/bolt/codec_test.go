@@ -55,3 +55,49 @@ func sameRow(a, b *newsletter.Delivery) bool {
 	x.UpdatedAt, y.UpdatedAt = x.UpdatedAt.UTC().Round(0), y.UpdatedAt.UTC().Round(0)
 	return reflect.DeepEqual(x, y)
 }
+
+func TestSubscriberCodec(t *testing.T) {
+	at := time.Date(2026, 11, 26, 7, 2, 3, 456789, time.FixedZone("CET", 3600))
+	subs := []*newsletter.Subscriber{
+		{ID: "sub-1", Email: "a@example.com", Status: newsletter.StatusPending},
+		{ID: "sub-2", Email: "ü@example.com", Status: newsletter.StatusConfirmed, Sections: []string{}, Frequency: newsletter.Daily, Format: newsletter.FormatLite,
+			Consent: newsletter.Consent{Time: at, IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Source: "form"},
+			CreatedAt: at, UpdatedAt: at.Add(time.Second), ConfirmedAt: at.Add(time.Minute), UnsubscribedAt: at.Add(time.Hour), ConfirmationSentAt: at, LastSignUpAt: time.Unix(-3, 9)},
+		{ID: "sub-3", Email: "b@example.com", Sections: []string{"politics", "", "sport"}, Frequency: newsletter.Weekly},
+	}
+	for _, want := range subs {
+		data := appendSubscriber(nil, want)
+		got, err := decodeSubscriber(data, want.ID)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", want.ID, err)
+		}
+		if !reflect.DeepEqual(normSub(got), normSub(want)) {
+			t.Errorf("%s: round trip:\ngot  %+v\nwant %+v", want.ID, got, want)
+		}
+		for n := range len(data) {
+			if _, err := decodeSubscriber(data[:n], want.ID); err == nil {
+				t.Errorf("%s: %d of %d bytes decoded without an error", want.ID, n, len(data))
+			}
+		}
+		if _, err := decodeSubscriber(append(data, 0), want.ID); err == nil {
+			t.Errorf("%s: a record with a byte too many decoded without an error", want.ID)
+		}
+		legacy, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = decodeSubscriber(legacy, want.ID)
+		if err != nil || !reflect.DeepEqual(normSub(got), normSub(want)) {
+			t.Errorf("%s: JSON record: got %+v (err %v), want %+v", want.ID, got, err, want)
+		}
+	}
+}
+
+// normSub puts a subscriber's times in UTC, to compare them as instants.
+func normSub(s *newsletter.Subscriber) newsletter.Subscriber {
+	c := *s
+	for _, t := range []*time.Time{&c.Consent.Time, &c.CreatedAt, &c.UpdatedAt, &c.ConfirmedAt, &c.UnsubscribedAt, &c.ConfirmationSentAt, &c.LastSignUpAt} {
+		*t = t.UTC().Round(0)
+	}
+	return c
+}

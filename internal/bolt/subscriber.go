@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -28,7 +27,7 @@ func (s *Store) CreateSubscriber(ctx context.Context, sub *newsletter.Subscriber
 		if emails.Get([]byte(key)) != nil {
 			return newsletter.Errorf(newsletter.ECONFLICT, "This email address is already subscribed.")
 		}
-		if err := put(b, sub.ID, sub); err != nil {
+		if err := putSubscriber(b, sub); err != nil {
 			return fmt.Errorf("create subscriber: %w", err)
 		}
 		if err := emails.Put([]byte(key), []byte(sub.ID)); err != nil {
@@ -90,7 +89,7 @@ func (s *Store) UpdateSubscriber(ctx context.Context, id string, fn func(*newsle
 		if sub.ID != id || sub.Email != email {
 			return newsletter.Errorf(newsletter.EINVALID, "A subscriber's ID and email cannot be changed.")
 		}
-		if err := put(tx.Bucket(bucketSubscribers), id, sub); err != nil {
+		if err := putSubscriber(tx.Bucket(bucketSubscribers), sub); err != nil {
 			return fmt.Errorf("update subscriber: %w", err)
 		}
 		return nil
@@ -138,11 +137,11 @@ func (s *Store) Subscribers(ctx context.Context, f newsletter.SubscriberFilter, 
 	sc := scan[*newsletter.Subscriber]{
 		kind: cursorSubscribers,
 		visit: func(k, v []byte) (*newsletter.Subscriber, bool, bool, error) {
-			var sub newsletter.Subscriber
-			if err := json.Unmarshal(v, &sub); err != nil {
+			sub, err := decodeSubscriber(v, string(k))
+			if err != nil {
 				return nil, false, false, fmt.Errorf("list subscribers: decode %q: %w", k, err)
 			}
-			return &sub, f.Match(&sub), false, nil
+			return sub, f.Match(sub), false, nil
 		},
 	}
 	var (
@@ -161,11 +160,32 @@ func (s *Store) Subscribers(ctx context.Context, f newsletter.SubscriberFilter, 
 
 // subscriber reads the reader with the ID. ENOTFOUND.
 func subscriber(tx *bbolt.Tx, id string) (*newsletter.Subscriber, error) {
-	var sub newsletter.Subscriber
-	if ok, err := get(tx.Bucket(bucketSubscribers), "subscriber", id, &sub); err != nil {
+	sub, err := getSubscriber(tx.Bucket(bucketSubscribers), id)
+	if err != nil {
 		return nil, err
-	} else if !ok {
+	} else if sub == nil {
 		return nil, notFound("Subscriber")
 	}
-	return &sub, nil
+	return sub, nil
+}
+
+// getSubscriber decodes the reader under id, nil when there is none.
+func getSubscriber(b *bbolt.Bucket, id string) (*newsletter.Subscriber, error) {
+	data := b.Get([]byte(id))
+	if data == nil {
+		return nil, nil
+	}
+	sub, err := decodeSubscriber(data, id)
+	if err != nil {
+		return nil, fmt.Errorf("decode subscriber %q: %w", id, err)
+	}
+	return sub, nil
+}
+
+// putSubscriber stores a reader under its ID, in the binary form.
+func putSubscriber(b *bbolt.Bucket, sub *newsletter.Subscriber) error {
+	if err := b.Put([]byte(sub.ID), appendSubscriber(make([]byte, 0, 160), sub)); err != nil {
+		return fmt.Errorf("put subscriber %q: %w", sub.ID, err)
+	}
+	return nil
 }
