@@ -99,7 +99,6 @@ type bulkEntry struct {
 	i    int // index in the messages and results
 	msg  *eml.Message
 	to   string // formatted for SES
-	data string // ReplacementTemplateData
 	tags []types.MessageTag
 	size int // estimated bytes of the entry in the request
 }
@@ -111,12 +110,15 @@ func newBulkEntry(i int, msg *eml.Message) (bulkEntry, error) {
 	if len(msg.Headers) > maxHeaders {
 		return bulkEntry{}, fmt.Errorf("message has %d extra headers, SES takes %d", len(msg.Headers), maxHeaders)
 	}
-	to, err := address(msg.To)
-	if err != nil {
-		return bulkEntry{}, fmt.Errorf("to: %w", err)
+	to := msg.To
+	if !plainAddress(to) {
+		var err error
+		if to, err = address(msg.To); err != nil {
+			return bulkEntry{}, fmt.Errorf("to: %w", err)
+		}
 	}
-	e := bulkEntry{i: i, msg: msg, to: to, data: templateData(msg.Values, len(msg.Layout.HTML) > 0), tags: tags(msg.Tags)}
-	e.size = 200 + len(e.to) + len(e.data)
+	e := bulkEntry{i: i, msg: msg, to: to, tags: tags(msg.Tags)}
+	e.size = 200 + len(e.to) + dataLen(msg.Values)
 	for _, h := range msg.Headers {
 		e.size += 32 + len(h.Name) + len(h.Value)
 	}
@@ -124,6 +126,19 @@ func newBulkEntry(i int, msg *eml.Message) (bulkEntry, error) {
 		e.size += 32 + len(*t.Name) + len(*t.Value)
 	}
 	return e, nil
+}
+
+// plainAddress reports whether s, which parses as an address, is a bare
+// addr-spec that address would return as it is: printable ASCII with no
+// space, quote, comment, angle bracket or domain literal. Readers'
+// addresses are, and parsing one again costs more than its whole entry.
+func plainAddress(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"()<>[]\,;:`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // sendGroup sends the entries of one layout, From and Reply-To, in calls
@@ -174,11 +189,12 @@ func (m *Mailer) sendChunk(ctx context.Context, t *bulkTemplate, from string, re
 	if m.configSet != "" {
 		in.ConfigurationSetName = aws.String(m.configSet)
 	}
+	data := chunkData(chunk, t.content.Html != nil)
 	for j, e := range chunk {
 		be := types.BulkEmailEntry{
 			Destination: &types.Destination{ToAddresses: []string{e.to}},
 			ReplacementEmailContent: &types.ReplacementEmailContent{ReplacementTemplate: &types.ReplacementTemplate{
-				ReplacementTemplateData: aws.String(e.data),
+				ReplacementTemplateData: &data[j],
 			}},
 			// Every tag, not only those that differ: whether SES adds an
 			// entry's tags to DefaultEmailTags or uses them instead is not
@@ -431,15 +447,39 @@ func templateText(s string, placeholders []string, prefix string, used *[len(syn
 	return b.String()
 }
 
-// templateData returns an entry's ReplacementTemplateData: the JSON object
-// of the reader's values, as t<i> and, when the layout has an HTML part,
-// HTML-escaped as h<i>.
-func templateData(values []string, withHTML bool) string {
+// dataLen estimates the length of the template data of values.
+func dataLen(values []string) int {
 	n := 2
 	for _, v := range values {
-		n += 2*len(v) + 24
+		n += 2*len(v) + len(v)/4 + 24
+	}
+	return n
+}
+
+// chunkData returns each entry's ReplacementTemplateData, made in one
+// buffer: for each placeholder i, the reader's value as t<i> and, when the
+// layout has an HTML part, HTML-escaped as h<i>.
+func chunkData(chunk []bulkEntry, withHTML bool) []string {
+	n := 0
+	for _, e := range chunk {
+		n += dataLen(e.msg.Values)
 	}
 	b := make([]byte, 0, n)
+	ends := make([]int, len(chunk))
+	for j, e := range chunk {
+		b = appendTemplateData(b, e.msg.Values, withHTML)
+		ends[j] = len(b)
+	}
+	all, start := string(b), 0
+	out := make([]string, len(chunk))
+	for j, end := range ends {
+		out[j], start = all[start:end], end
+	}
+	return out
+}
+
+// appendTemplateData appends the JSON object of one reader's values.
+func appendTemplateData(b []byte, values []string, withHTML bool) []byte {
 	b = append(b, '{')
 	for i, v := range values {
 		if i > 0 {
@@ -455,7 +495,7 @@ func templateData(values []string, withHTML bool) string {
 		b = strconv.AppendInt(b, int64(i), 10)
 		b = appendJSONString(append(b, `":`...), v)
 	}
-	return string(append(b, '}'))
+	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
