@@ -36,8 +36,8 @@ const (
 // would have. It implements delivery.BulkMailer.
 //
 // Messages made from a layout go out by SendBulkEmail, one call for up to
-// 50 messages that share a layout, From and Reply-To: the layout is the
-// call's inline template (DefaultContent.Template.TemplateContent) and
+// 50 (BulkSize) messages that share a layout, From and Reply-To: the
+// layout is the call's inline template (DefaultContent.Template.TemplateContent) and
 // each message is an entry carrying only the reader's address, the
 // reader's values as replacement template data, the headers that differ
 // between the call's messages (List-Unsubscribe, with the reader's own
@@ -160,9 +160,13 @@ func (m *Mailer) sendGroup(ctx context.Context, l *eml.Layout, entries []bulkEnt
 		r, _ := address(first.ReplyTo)
 		replyTo = []string{r}
 	}
+	most := m.BulkSize
+	if most <= 0 || most > maxBulkEntries {
+		most = maxBulkEntries
+	}
 	for len(entries) > 0 {
 		n, size := 1, entries[0].size
-		for n < len(entries) && n < maxBulkEntries && size+entries[n].size <= maxEntriesBytes {
+		for n < len(entries) && n < most && size+entries[n].size <= maxEntriesBytes {
 			size += entries[n].size
 			n++
 		}

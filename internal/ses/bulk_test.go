@@ -359,6 +359,29 @@ func TestSendBulkRequest(t *testing.T) {
 	}
 }
 
+func TestSendBulkSize(t *testing.T) {
+	f := &fakeSES{bulk: answerBulk(success)}
+	m := fakeMailer(t, f, "")
+	m.BulkSize = 14 // an account that sends 14 a second
+	l := textLayout(t)
+	var msgs []*eml.Message
+	for i := range 30 {
+		msgs = append(msgs, readerMessage(l, fmt.Sprintf("r%d@example.com", i), fmt.Sprintf("r%d", i)))
+	}
+	for i, r := range m.SendBulk(context.Background(), msgs) {
+		if r.Err != nil {
+			t.Errorf("message %d: %v", i, r.Err)
+		}
+	}
+	var sizes []int
+	for _, body := range f.bodies {
+		sizes = append(sizes, len(decodeBulk(t, body).BulkEmailEntries))
+	}
+	if want := []int{14, 14, 2}; !reflect.DeepEqual(sizes, want) {
+		t.Errorf("calls of %v entries, want %v", sizes, want)
+	}
+}
+
 func TestSendBulkEntryStatuses(t *testing.T) {
 	tests := []struct {
 		status string

@@ -50,9 +50,16 @@ type Mailer struct {
 	// sendBulkEmail is (*sesv2.Client).SendBulkEmail, for SendBulk.
 	sendBulkEmail func(context.Context, *sesv2.SendBulkEmailInput, ...func(*sesv2.Options)) (*sesv2.SendBulkEmailOutput, error)
 	configSet     string
-	// Timeout bounds one Send; zero means DefaultTimeout.
+	// Timeout bounds one Send, and one SendBulkEmail call of SendBulk;
+	// zero means DefaultTimeout.
 	Timeout time.Duration
-	retryer aws.Retryer
+	// BulkSize is the most messages SendBulk puts in one SendBulkEmail
+	// call; zero (or more than 50) means 50, SES's limit. SES counts every
+	// recipient of a call against the account's maximum send rate at
+	// once, so an account whose rate is below 50 a second should set it
+	// to that rate (MaxSendRate).
+	BulkSize int
+	retryer  aws.Retryer
 	// templates holds the SendBulk template of recent layouts.
 	templates templateCache
 }
