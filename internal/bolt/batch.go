@@ -13,7 +13,8 @@ import (
 
 // The batched ledger calls each run in one write transaction, so a page of
 // fan-out or a send task costs one commit (and one pair of fsyncs) instead
-// of one per reader, and their counters are moved once per call.
+// of one per reader, and their counters are moved once per call; and the
+// calls of concurrent queue workers share commits (groupCommit).
 
 // CreateDeliveries adds the rows of one digest that do not exist yet and
 // counts them, in one transaction. EINVALID, with nothing written, for a
@@ -37,7 +38,8 @@ func (s *Store) CreateDeliveries(ctx context.Context, rows []*newsletter.Deliver
 		}
 	}
 	created := make([]bool, len(rows))
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.group.update(func(tx *bbolt.Tx) error {
+		clear(created) // a change may run twice (see groupCommit)
 		b, err := tx.Bucket(bucketDeliveries).CreateBucketIfNotExists([]byte(digestID))
 		if err != nil {
 			return fmt.Errorf("create deliveries %s: %w", digestID, err)
@@ -76,8 +78,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, digestID string, ids []stri
 	if digestID == "" || len(ids) == 0 {
 		return claims, nil
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		clear(claims) // a retried transaction starts again
+	err := s.group.update(func(tx *bbolt.Tx) error {
+		clear(claims) // a change may run twice (see groupCommit)
 		b := deliveryRows(tx, digestID)
 		if b == nil {
 			return nil
@@ -143,8 +145,8 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 	if digestID == "" || len(outcomes) == 0 {
 		return written, nil
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		clear(written)
+	err := s.group.update(func(tx *bbolt.Tx) error {
+		clear(written) // a change may run twice (see groupCommit)
 		b := deliveryRows(tx, digestID)
 		if b == nil {
 			return nil

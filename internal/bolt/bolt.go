@@ -53,7 +53,8 @@ const DefaultLockTimeout = time.Second
 // use; bbolt runs one write transaction at a time, which is what makes the
 // Update methods atomic.
 type Store struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	group *groupCommit // the batched ledger writes
 }
 
 var _ newsletter.Store = (*Store)(nil)
@@ -103,7 +104,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, group: &groupCommit{db: db}}, nil
 }
 
 // Close releases the data file. The Store must not be used afterwards.
