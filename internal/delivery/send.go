@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/eml"
@@ -106,7 +107,8 @@ type task struct {
 	e        *Engine
 	d        *newsletter.Digest
 	sections []string
-	read     time.Time // when the digest and the readers were last read
+	read     time.Time           // when the digest and the readers were last read
+	editions map[string]*edition // by the reader's format and sections
 
 	claimed  []*newsletter.Delivery // rows this task holds, not yet decided
 	outcomes []newsletter.Outcome   // what to record, in one write at the end
@@ -253,7 +255,7 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 			t.settle(r, newsletter.DeliverySkipped, "", "reader is "+string(sub.Status)+" or changed preferences")
 			continue
 		}
-		v, err := e.variant(t.d, render.VariantFor(t.d, sub))
+		v, err := t.variant(sub)
 		if err != nil {
 			e.cfg.Logger.Error("send: render", "digest", t.d.ID, "subscriber", r.SubscriberID, "err", err)
 			t.release(r, true)
@@ -262,6 +264,26 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 		msgs = append(msgs, pending{row: r, msg: e.message(t.d, v.layout, sub.Email, sub.ID, e.Links(sub.ID))})
 	}
 	return msgs, nil
+}
+
+// variant returns the edition of the variant the reader gets. Readers of
+// a task mostly share a handful of choices, so the task remembers the
+// edition per choice (format and sections as the reader gave them) and
+// works the variant out once per choice, not per reader.
+func (t *task) variant(sub *newsletter.Subscriber) (*edition, error) {
+	key := string(sub.Format) + "|" + strings.Join(sub.Sections, ",")
+	if ed, ok := t.editions[key]; ok {
+		return ed, nil
+	}
+	ed, err := t.e.variant(t.d, render.VariantFor(t.d, sub))
+	if err != nil {
+		return nil, err
+	}
+	if t.editions == nil {
+		t.editions = map[string]*edition{}
+	}
+	t.editions[key] = ed
+	return ed, nil
 }
 
 // recheck reads the digest's status and the readers of msgs again. It
