@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -236,31 +237,111 @@ func timeValue(t time.Time) types.AttributeValue { return str(t.Format(time.RFC3
 // maxBatchGet is BatchGetItem's limit of keys per request.
 const maxBatchGet = 100
 
-// SubscribersByID reads the readers with BatchGetItem, 100 keys a
-// request, asking again for the keys DynamoDB leaves unprocessed. The
-// reads are eventually consistent, at half the price: the sender re-reads
-// its readers to honour an unsubscribe (or a change of sections) made
-// since fan-out, and one made within the second or so before the send,
-// which such a read may miss, was as good as made after it. Expired
-// pending readers are nil like missing ones; a repeated ID gets a copy of
-// its own.
+// rangeReadFactor bounds the range read of SubscribersByID: it reads at
+// most this many subscribers per reader asked for.
+const rangeReadFactor = 2
+
+// SubscribersByID reads the readers, eventually consistent, at half the
+// price of a strong read: the sender re-reads its readers to honour an
+// unsubscribe (or a change of sections) made since fan-out, and one made
+// within the second or so before the send, which such a read may miss,
+// is as good as made after it. Expired pending readers are nil like
+// missing ones; a repeated ID gets a record of its own.
+//
+// A send task's readers are neighbours in ID order (fan-out lists them
+// by ID and cuts its pages into tasks), so it first reads the ID range
+// they span from GSI2, where every subscriber is sorted by ID: a Query
+// bills the bytes it reads together, about 4 read units for 50 readers
+// of 0.6 KB, where a BatchGetItem bills half a unit per reader, 25. It
+// reads at most rangeReadFactor subscribers per reader asked for (readers
+// of other frequencies or statuses sit between them), so it never costs
+// much more than the BatchGetItem it saves, and gets the readers it did
+// not meet in the range with BatchGetItem, 100 keys a request, asking
+// again for the keys DynamoDB leaves unprocessed. The index lags the
+// table as an eventually consistent read does: by a fraction of a second.
 func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newsletter.Subscriber, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	out := make([]*newsletter.Subscriber, len(ids))
 	positions := map[string][]int{}
-	var unique []string
 	for i, id := range ids {
-		if id == "" {
-			continue
+		if id != "" {
+			positions[id] = append(positions[id], i)
 		}
-		if _, ok := positions[id]; !ok {
-			unique = append(unique, id)
-		}
-		positions[id] = append(positions[id], i)
 	}
-	for chunk := range slices.Chunk(unique, maxBatchGet) {
+	unique := slices.Sorted(maps.Keys(positions))
+	found := map[string]bool{}
+	take := func(it item) error {
+		id := subscriberID(it)
+		if _, ok := positions[id]; !ok || found[id] {
+			return nil
+		}
+		found[id] = true
+		for _, pos := range positions[id] {
+			rec, err := decodeSubscriber(it) // a record of its own per position
+			if err != nil {
+				return fmt.Errorf("get subscribers: %w", err)
+			}
+			if !s.expired(rec.ExpiresAt) {
+				out[pos] = &rec.Subscriber
+			}
+		}
+		return nil
+	}
+	if len(unique) > 1 {
+		if err := s.subscriberRange(ctx, unique, take); err != nil {
+			return nil, err
+		}
+	}
+	var rest []string
+	for _, id := range unique {
+		if !found[id] {
+			rest = append(rest, id)
+		}
+	}
+	if err := s.batchGetSubscribers(ctx, rest, take); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// subscriberRange passes take the subscribers of GSI2 whose IDs lie
+// between the first and last of ids (sorted), reading at most
+// rangeReadFactor × len(ids) of them.
+func (s *Store) subscriberRange(ctx context.Context, ids []string, take func(item) error) error {
+	budget := rangeReadFactor * len(ids)
+	in := &dynamodb.QueryInput{
+		IndexName:              aws.String(GSI2),
+		KeyConditionExpression: aws.String("gsi2pk = :pk AND gsi2sk BETWEEN :first AND :last"),
+		ExpressionAttributeValues: item{
+			":pk": str(listSubscribers), ":first": str(ids[0]), ":last": str(ids[len(ids)-1]),
+		},
+	}
+	for budget > 0 {
+		in.Limit = aws.Int32(int32(budget))
+		res, err := s.query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("get subscribers: range: %w", err)
+		}
+		for _, it := range res.Items {
+			if err := take(it); err != nil {
+				return err
+			}
+		}
+		budget -= len(res.Items)
+		if res.LastEvaluatedKey == nil {
+			return nil
+		}
+		in.ExclusiveStartKey = res.LastEvaluatedKey
+	}
+	return nil
+}
+
+// batchGetSubscribers passes take the subscriber items of ids that exist,
+// read with BatchGetItem, eventually consistent.
+func (s *Store) batchGetSubscribers(ctx context.Context, ids []string, take func(item) error) error {
+	for chunk := range slices.Chunk(ids, maxBatchGet) {
 		keys := make([]item, len(chunk))
 		for i, id := range chunk {
 			keys[i] = subscriberKey(id)
@@ -272,18 +353,12 @@ func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newslette
 				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 			})
 			if err != nil {
-				return nil, fmt.Errorf("get subscribers: %w", err)
+				return fmt.Errorf("get subscribers: %w", err)
 			}
 			s.consume(false, res.ConsumedCapacity...)
 			for _, it := range res.Responses[s.table] {
-				for _, pos := range positions[subscriberID(it)] {
-					rec, err := decodeSubscriber(it) // a record of its own per position
-					if err != nil {
-						return nil, fmt.Errorf("get subscribers: %w", err)
-					}
-					if !s.expired(rec.ExpiresAt) {
-						out[pos] = &rec.Subscriber
-					}
+				if err := take(it); err != nil {
+					return err
 				}
 			}
 			request = res.UnprocessedKeys
@@ -292,13 +367,13 @@ func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newslette
 				wait := time.Duration(min(25<<attempt, 1000)) * time.Millisecond
 				select {
 				case <-ctx.Done():
-					return nil, fmt.Errorf("get subscribers: %w", ctx.Err())
+					return fmt.Errorf("get subscribers: %w", ctx.Err())
 				case <-time.After(wait):
 				}
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // subscriberID returns the ID in a subscriber item's partition key.

@@ -485,7 +485,7 @@ func TestCapacityPerReader(t *testing.T) {
 		{"CreateDeliveries of 200: a unit per row, two for the marker", billed(create.c), readers + 2},
 		{"ClaimDeliveries of 50", billed(claim.c) / float64(claim.calls), task + 2},
 		{"SettleDeliveries of 50", billed(settle.c) / float64(settle.calls), task + 2},
-		{"SubscribersByID of 50: half a unit per reader", reread.c.Read / float64(reread.calls), task / 2},
+		{"SubscribersByID of 50 neighbours: one range read of 50 × 0.6 KB", reread.c.Read / float64(reread.calls), 4},
 		{"DeliveryCounts: 16 small shards", counts.c.Read / float64(counts.calls), 1},
 		{"transactional writes", create.c.TransactWrite + claim.c.TransactWrite + settle.c.TransactWrite, 0},
 		{"reads by the writes", create.c.Read + claim.c.Read + settle.c.Read, 0},
@@ -559,6 +559,59 @@ func TestCapacityPerRow(t *testing.T) {
 	mustNil(t, err, "DeliveryCounts")
 	if c != (newsletter.Counters{Total: rows, Bounced: rows}) {
 		t.Errorf("DeliveryCounts: got %+v, want all %d bounced", c, rows)
+	}
+}
+
+// TestSubscribersByIDSpread checks SubscribersByID when the readers asked
+// for are not neighbours: the range read stops after two subscribers per
+// reader asked for and BatchGetItem gets the rest, so every reader is
+// found (and a missing or expired one is nil) at no more than the range
+// read's budget over what BatchGetItem alone would cost.
+func TestSubscribersByIDSpread(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	now := time.Now()
+	f.store.Now = func() time.Time { return now }
+	const n = 60
+	for i := range n {
+		status := newsletter.StatusConfirmed
+		if i == 45 {
+			status = newsletter.StatusPending
+		}
+		mustNil(t, f.store.CreateSubscriber(ctx, reader(fmt.Sprintf("sub-%03d", i), fmt.Sprintf("r%d@example.com", i), status)), "CreateSubscriber")
+	}
+	now = now.Add(dynamo.PendingTTL + time.Hour) // sub-045 has expired
+	tests := []struct {
+		name string
+		ids  []string
+	}{
+		{"every tenth", []string{"sub-000", "sub-010", "sub-020", "sub-030", "sub-040", "sub-050"}},
+		{"neighbours, a gap, a missing and an expired one", []string{"sub-001", "sub-002", "sub-003", "sub-missing", "sub-045", "sub-059", "sub-002"}},
+		{"unsorted", []string{"sub-033", "sub-004", "sub-021"}},
+		{"one", []string{"sub-007"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := f.store.ConsumedCapacity().Read
+			got, err := f.store.SubscribersByID(ctx, tt.ids)
+			mustNil(t, err, "SubscribersByID")
+			units := f.store.ConsumedCapacity().Read - before
+			if len(got) != len(tt.ids) {
+				t.Fatalf("got %d readers, want %d", len(got), len(tt.ids))
+			}
+			for i, id := range tt.ids {
+				want := id != "sub-missing" && id != "sub-045"
+				if (got[i] != nil) != want || (want && got[i].ID != id) {
+					t.Errorf("[%d] %s: got %+v, want found %v", i, id, got[i], want)
+				}
+			}
+			// Each reader is well under 1 KB: the range read of 2 per
+			// reader is one unit per 6 readers or so; BatchGetItem half a
+			// unit per reader.
+			if limit := 0.5*float64(len(tt.ids)) + float64(2*len(tt.ids))/6 + 1; units > limit {
+				t.Errorf("read %.1f units, want at most %.1f", units, limit)
+			}
+		})
 	}
 }
 
