@@ -21,7 +21,12 @@ func Domain(from string) string {
 // NewMessageID returns a new random Message-ID, "<hex@domain>", on the
 // domain of the from address.
 func NewMessageID(from string) string {
+	return newMessageID(Domain(from))
+}
+
+// newMessageID returns a new random Message-ID on domain.
+func newMessageID(domain string) string {
 	var b [16]byte
 	rand.Read(b[:]) // never returns an error (crypto/rand, Go 1.24+)
-	return "<" + hex.EncodeToString(b[:]) + "@" + Domain(from) + ">"
+	return "<" + hex.EncodeToString(b[:]) + "@" + domain + ">"
 }
