@@ -61,7 +61,7 @@ func TestSubscriberCodec(t *testing.T) {
 	subs := []*newsletter.Subscriber{
 		{ID: "sub-1", Email: "a@example.com", Status: newsletter.StatusPending},
 		{ID: "sub-2", Email: "ü@example.com", Status: newsletter.StatusConfirmed, Sections: []string{}, Frequency: newsletter.Daily, Format: newsletter.FormatLite,
-			Consent: newsletter.Consent{Time: at, IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Source: "form"},
+			Consent:   newsletter.Consent{Time: at, IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Source: "form"},
 			CreatedAt: at, UpdatedAt: at.Add(time.Second), ConfirmedAt: at.Add(time.Minute), UnsubscribedAt: at.Add(time.Hour), ConfirmationSentAt: at, LastSignUpAt: time.Unix(-3, 9)},
 		{ID: "sub-3", Email: "b@example.com", Sections: []string{"politics", "", "sport"}, Frequency: newsletter.Weekly},
 	}

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"sync"
-	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -29,15 +28,10 @@ type groupCommit struct {
 	leading bool
 	commits int // groups committed, for tests
 
-	// released is when the leader last released the mapped pages (see
-	// releaseMapped): every releaseEvery while ledger writes go on.
-	released time.Time
+	// release, when set, runs after each group is committed (the
+	// store's memory upkeep).
+	release func()
 }
-
-// releaseEvery is how often a busy ledger releases the data file's mapped
-// pages. At full speed a send touches about a quarter of a 100,000-reader
-// file in that time.
-const releaseEvery = 250 * time.Millisecond
 
 // change is one caller's write, and where its result goes.
 type change struct {
@@ -65,14 +59,9 @@ func (g *groupCommit) update(fn func(*bbolt.Tx) error) error {
 		g.commits++
 	}
 	g.leading = false
-	release := time.Since(g.released) > releaseEvery
-	if release {
-		g.released = time.Now()
-	}
 	g.mu.Unlock()
-	if release {
-		// Only memory is at stake: an error leaves the pages resident.
-		_ = releaseMapped(g.db)
+	if g.release != nil {
+		g.release()
 	}
 	return <-c.done
 }

@@ -152,6 +152,7 @@ func (s *Store) Subscribers(ctx context.Context, f newsletter.SubscriberFilter, 
 		out, next, err = sc.page(tx.Bucket(bucketSubscribers).Cursor(), after, p.Size())
 		return err
 	})
+	s.upkeep()
 	if err != nil {
 		return nil, "", err
 	}
