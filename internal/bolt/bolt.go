@@ -127,6 +127,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{db: db, group: &groupCommit{db: db}}
 	s.group.release = s.upkeep
+	// Rebuilding the freelist walked every page of the file.
+	s.upkeep()
 	return s, nil
 }
 
