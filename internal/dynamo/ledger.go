@@ -36,7 +36,10 @@ const (
 	// rowWriters bounds a call's concurrent row writes.
 	rowWriters = 10
 
-	markerPrefix = "open_" // a marker attribute: open_<call ID> = expiry, Unix ms
+	// markerPrefix starts a marker's attribute name: open_<call ID>. Its
+	// value is when it expires, in Unix ms, negated once a call that
+	// keeps its marker has counted what it knows it wrote.
+	markerPrefix = "open_"
 	attrSeq      = "seq"   // a shard's count of markers opened on it
 )
 
@@ -45,6 +48,7 @@ type ledgerCall struct {
 	store   *Store
 	key     item
 	marker  string
+	expires int64 // Unix ms
 	writeBy time.Time
 }
 
@@ -58,6 +62,7 @@ func (s *Store) openLedger(ctx context.Context, digestID string) (*ledgerCall, e
 		store:   s,
 		key:     key(prefixDigest+digestID, shardKey(rand.IntN(counterShards))),
 		marker:  fmt.Sprintf("%s%016x", markerPrefix, rand.Uint64()),
+		expires: now.Add(ledgerWindow + ledgerGrace).UnixMilli(),
 		writeBy: now.Add(ledgerWindow),
 	}
 	_, err := s.updateItem(ctx, &dynamodb.UpdateItemInput{
@@ -65,7 +70,7 @@ func (s *Store) openLedger(ctx context.Context, digestID string) (*ledgerCall, e
 		UpdateExpression:         aws.String("SET #type = :type, #marker = :expires ADD #seq :one"),
 		ExpressionAttributeNames: map[string]string{"#type": "type", "#marker": c.marker, "#seq": attrSeq},
 		ExpressionAttributeValues: item{
-			":type": str(typeCounters), ":expires": num(now.Add(ledgerWindow + ledgerGrace).UnixMilli()), ":one": num(1),
+			":type": str(typeCounters), ":expires": num(c.expires), ":one": num(1),
 		},
 	})
 	if err != nil {
@@ -77,13 +82,14 @@ func (s *Store) openLedger(ctx context.Context, digestID string) (*ledgerCall, e
 // close ADDs moves to the call's shard and removes its marker, in one
 // UpdateItem, on the condition that the marker is still there: a marker
 // that a repair removed belongs to rows the repair has counted, so its
-// moves must not be added again. With keep the marker stays (a row
-// write's outcome is unknown), for a repair to settle once it expires.
-// It runs on a context of its own so that a cancelled call still counts
-// what it wrote.
+// moves must not be added again. With keep (a row write's outcome is
+// unknown) the marker stays, negated, for a repair to settle once it
+// expires; the condition is then that it is not negated yet. Either way
+// a retry of a close that landed adds nothing. It runs on a context of
+// its own so that a cancelled call still counts what it wrote.
 func (c *ledgerCall) close(ctx context.Context, moves newsletter.Counters, keep bool) error {
-	if h := c.store.beforeClose; h != nil {
-		if err := h(); err != nil {
+	if h := c.store.hooks; h != nil && h.beforeClose != nil {
+		if err := h.beforeClose(); err != nil {
 			return err
 		}
 	}
@@ -97,20 +103,26 @@ func (c *ledgerCall) close(ctx context.Context, moves newsletter.Counters, keep 
 			names["#c"+n], values[":c"+n] = f.name, num(*f.n)
 		}
 	}
+	if keep && len(adds) == 0 {
+		return nil // nothing to count: the marker stays as it is
+	}
 	var expr []string
+	cond := "attribute_exists(#marker)"
+	if keep {
+		expr = append(expr, "SET #marker = :counted")
+		cond = "#marker = :open"
+		values[":open"], values[":counted"] = num(c.expires), num(-c.expires)
+	}
 	if len(adds) > 0 {
 		expr = append(expr, "ADD "+strings.Join(adds, ", "))
 	}
 	if !keep {
 		expr = append(expr, "REMOVE #marker")
 	}
-	if len(expr) == 0 {
-		return nil
-	}
 	in := &dynamodb.UpdateItemInput{
 		Key:                      c.key,
 		UpdateExpression:         aws.String(strings.Join(expr, " ")),
-		ConditionExpression:      aws.String("attribute_exists(#marker)"),
+		ConditionExpression:      aws.String(cond),
 		ExpressionAttributeNames: names,
 	}
 	if len(values) > 0 {
@@ -213,6 +225,13 @@ func counterFields(c *newsletter.Counters) []counterField {
 	}
 }
 
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
 // shardKey returns the sort key of counter shard i.
 func shardKey(i int) string { return fmt.Sprintf("%s%02d", prefixCount, i) }
 
@@ -260,7 +279,7 @@ func (s *Store) readShards(ctx context.Context, digestID string) (*shardState, e
 				if n, ok := v.(*types.AttributeValueMemberN); ok {
 					expires, _ = strconv.ParseInt(n.Value, 10, 64)
 				}
-				if expires > now {
+				if abs(expires) > now {
 					st.live++
 				} else {
 					st.expired++
@@ -316,11 +335,17 @@ func (s *Store) repair(ctx context.Context, digestID string, st *shardState) (ne
 	if err != nil {
 		return newsletter.Counters{}, fmt.Errorf("recount: %w", err)
 	}
+	if h := s.hooks; h != nil && h.afterRecount != nil {
+		h.afterRecount()
+	}
 	items := make([]types.TransactWriteItem, 0, counterShards)
 	for i := range counterShards {
 		sk := shardKey(i)
 		k := key(prefixDigest+digestID, sk)
 		seq, ok := st.seq[sk]
+		if !ok && i == 0 {
+			seq, ok = -1, true // made, to take the counts
+		}
 		if !ok {
 			items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 				Key: k, ConditionExpression: aws.String("attribute_not_exists(pk)"),

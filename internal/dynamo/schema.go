@@ -17,6 +17,7 @@
 //	digest         DIGEST#<id>        DIGEST        -                                    DIGESTS, <time(CreatedAt)>#<id>
 //	ledger row     DIGEST#<digestID>  SUB#<subID>   -                                    -
 //	counter shard  DIGEST#<digestID>  COUNT#<00-15> -                                    -
+//	               (the counters by their JSON names, seq, and the open_<call> markers)
 //	editor token   TOKEN#<id>         TOKEN         -                                    TOKENS, <time(CreatedAt)>#<id>
 //	token by hash  TOKENHASH#<hash>   TOKENHASH     -                                    -
 //
@@ -40,7 +41,9 @@
 //   - a digest's ledger rows by subscriber ID, optionally by status: Query
 //     pk DIGEST#<id>, sk begins_with SUB#, with a filter on status.
 //   - a digest's delivery counts: Query pk DIGEST#<id>, sk begins_with
-//     COUNT#: the 16 counter shards, summed.
+//     COUNT#: the 16 counter shards, summed (see Counters).
+//   - a send task's readers again: Query GSI2 on SUBSCRIBERS over the ID
+//     range they span, then BatchGetItem for any it did not meet.
 //   - editor token by hash: GetItem TOKENHASH#<hash>, which holds a copy of
 //     the token (tokens never change). Tokens oldest first: Query GSI2 on
 //     TOKENS.
@@ -51,18 +54,46 @@
 //
 // # Counters
 //
-// A ledger row and the counters of its digest change in one
-// TransactWriteItems: the row (conditional on its version) and an atomic
-// ADD on one of 16 counter shards, chosen by a hash of the subscriber ID,
-// so that a 100,000-reader send does not queue behind one hot item.
-// DeliveryCounts sums the shards with one Query of 16 small items. A write
-// that leaves the status as it was is a plain conditional PutItem.
+// A digest's counters are 16 counter shards beside its ledger rows. Every
+// ledger write (CreateDelivery, UpdateDelivery when the status changes,
+// and the batched CreateDeliveries, ClaimDeliveries and SettleDeliveries)
+// is one call that
 //
-// The price of exact counters kept in the same write is the transaction:
-// AWS bills each of its items twice, so a ledger step costs 4 write units
-// instead of 1 and a reader's create + claim + settle costs 12
-// (TestCapacityPerReader measures it). That is what dominates a send's
-// DynamoDB bill, about $0.75 per 100,000 readers; reads add about $0.03.
+//  1. opens a marker on a random shard: an UpdateItem that sets
+//     open_<call ID> to when it expires and ADDs one to the shard's seq;
+//  2. writes its rows with plain conditional PutItem or UpdateItem, ten at
+//     a time, each returning what it needs to know (ALL_NEW, UPDATED_OLD,
+//     or the row as it stands when the condition fails), so no row is
+//     read first and each costs one write unit;
+//  3. closes the marker: one UpdateItem that ADDs the net moves of the
+//     rows it wrote and removes the marker, on the condition that the
+//     marker is still there.
+//
+// A call writes no row after its window (two minutes, enforced as its
+// context's deadline), and its marker expires a minute later. A marker
+// left open is the trace of a call that crashed between its rows and its
+// close (or whose row write failed without telling whether it landed),
+// and the counters may be off by that call's rows. DeliveryCounts sums
+// the shards with one strongly consistent Query; when it finds an
+// expired marker and no live one, it recounts the rows (a Query of the
+// partition's rows, about a read unit per 12 rows) and writes the count
+// over the shards in one transaction conditional on every shard's seq,
+// so that a call that began during the recount makes the repair wait for
+// the next DeliveryCounts. A close that comes after a repair finds its
+// marker gone and adds nothing; its rows were counted.
+//
+// The price: two writes per call whatever its size, instead of a
+// transaction per row (a row and a shard in one TransactWriteItems, billed
+// twice: four units per row step). A reader's create, claim and settle
+// cost 3 + 4/50 + 2/500 ≈ 3.08 write units in tasks of 50 and pages of
+// 500 (TestCapacityPerReader measures it), about $0.19 per 100,000
+// readers. The counters are exact after any sequence of completed calls;
+// after a crash they are off until the digest is quiet (no live marker)
+// and DeliveryCounts is called once more — the engine calls it after
+// every task and its sweep — which costs one recount per crash.
+// Deriving the counts instead (a Query with Select COUNT per
+// DeliveryCounts) would cost the recount on every task: about $2 per
+// 100,000 readers.
 //
 // # TTL
 //
@@ -83,6 +114,9 @@
 // believed from a strongly consistent read. Listings served by a global
 // secondary index (subscribers, articles, digests, tokens) are eventually
 // consistent, as GSIs are: a change may take a moment to show in them.
+// So is SubscribersByID, the sender's re-read of a task's readers (GSI2
+// and eventually consistent BatchGetItem): an unsubscribe shows in it
+// within a second or so.
 package dynamo
 
 import (
