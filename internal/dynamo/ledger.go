@@ -40,7 +40,7 @@ const (
 	// value is when it expires, in Unix ms, negated once a call that
 	// keeps its marker has counted what it knows it wrote.
 	markerPrefix = "open_"
-	attrSeq      = "seq"   // a shard's count of markers opened on it
+	attrSeq      = "seq" // a shard's count of markers opened on it
 )
 
 // ledgerCall is one ledger write's marker on a counter shard.

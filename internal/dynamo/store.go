@@ -31,10 +31,9 @@ type Store struct {
 	// clock times the counters' markers (see ledger.go); it is time.Now
 	// but in tests.
 	clock func() time.Time
-	// beforeClose, when set (by tests), runs before a ledger write's
-	// closing write and stops the call when it returns an error, as a
-	// crash between the row writes and the counting would.
-	beforeClose func() error
+	// hooks let tests stop a ledger call where a crash would, or act
+	// while a repair recounts; nil but in tests.
+	hooks *hooks
 
 	mu       sync.Mutex
 	consumed Capacity
@@ -74,6 +73,16 @@ func newAPI(c *dynamodb.Client) api {
 		query:              c.Query,
 		transactWriteItems: c.TransactWriteItems,
 	}
+}
+
+// hooks are the points where tests step into a ledger call or a repair.
+type hooks struct {
+	// beforeClose runs before a ledger call's closing write; an error
+	// stops the call there, as a crash between its row writes and their
+	// counting would.
+	beforeClose func() error
+	// afterRecount runs between a repair's recount and its write.
+	afterRecount func()
 }
 
 // Capacity is an amount of DynamoDB capacity, in read and write request
