@@ -272,19 +272,26 @@ const maxTagLen = 256
 // to 256 characters. Whatever matches SES events back to ledger rows by tag
 // must clean its IDs the same way.
 func TagValue(s string) string {
+	if len(s) <= maxTagLen && strings.IndexFunc(s, func(r rune) bool { return !tagChar(r) }) < 0 {
+		return s // the IDs Broadsheet makes are
+	}
 	var b strings.Builder
 	for _, r := range s {
 		if b.Len() == maxTagLen {
 			break
 		}
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+		if tagChar(r) {
 			b.WriteRune(r)
-		default:
+		} else {
 			b.WriteByte('_')
 		}
 	}
 	return b.String()
+}
+
+// tagChar reports whether SES takes r in a tag name or value.
+func tagChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
 }
 
 // MaxSendRate returns the account's maximum send rate, in messages per
