@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -95,6 +96,48 @@ func profile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// memPeaks samples the resident set's two parts every 20 ms, to tell which
+// one VmHWM's peak came from: the heap and stacks (RssAnon) or mapped
+// files (RssFile, bbolt's data file).
+type memPeaks struct {
+	mu         sync.Mutex
+	anon, file float64
+	fileAt     time.Duration // when the file peak was seen, from the start
+	stop       chan struct{}
+}
+
+func watchMemory() *memPeaks {
+	p := &memPeaks{stop: make(chan struct{})}
+	start := time.Now()
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			a, f := status("RssAnon"), status("RssFile")
+			p.mu.Lock()
+			if f > p.file {
+				p.file, p.fileAt = f, time.Since(start)
+			}
+			p.anon = max(p.anon, a)
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+// fields stops the sampling and returns its peaks as key=value fields.
+func (p *memPeaks) fields() string {
+	close(p.stop)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("peak_anon_mb=%.1f peak_file_mb=%.1f peak_file_at_s=%.2f", p.anon, p.file, p.fileAt.Seconds())
+}
+
 // figures are what a mode measured.
 type figures struct {
 	mode       string
@@ -124,6 +167,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if cfg.Mode == "aws" {
 		return runAWS(ctx, cfg, stdout, stderr)
 	}
+	peaks := watchMemory()
 	dir, err := os.MkdirTemp(cfg.Dir, "bench-"+cfg.Mode+"-")
 	if err != nil {
 		return fmt.Errorf("temporary folder: %w", err)
@@ -196,6 +240,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			f.extra = append(f.extra, fmt.Sprintf("bytes_per_msg=%d", bytes/msgs))
 		}
 	}
+	f.extra = append(f.extra, peaks.fields())
 	fmt.Fprintln(stdout, f.line())
 	if f.recipients != cfg.N {
 		return fmt.Errorf("mode %s: %d of %d readers sent", cfg.Mode, f.recipients, cfg.N)

@@ -97,10 +97,11 @@ func LockTimeout(d time.Duration) Option {
 // missing. Only one process may hold the file: when another one does, Open
 // gives up after the lock timeout with an error that says so.
 func Open(path string, opts ...Option) (*Store, error) {
-	// The freelist is not written at every commit but rebuilt when the
-	// file is opened (as etcd runs bbolt): a commit then writes only the
-	// pages it changed, which is most of a batched ledger write's cost.
-	bo := &bbolt.Options{Timeout: DefaultLockTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+	// The freelist is kept as a map (cheaper to update at every commit
+	// than the default array once the file is large) and written at each
+	// commit: rebuilding it at open instead (NoFreelistSync) would walk
+	// every page of the file, making all of it resident at once.
+	bo := &bbolt.Options{Timeout: DefaultLockTimeout, FreelistType: bbolt.FreelistMapType}
 	for _, opt := range opts {
 		opt(bo)
 	}
@@ -127,8 +128,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{db: db, group: &groupCommit{db: db}}
 	s.group.release = s.upkeep
-	// Rebuilding the freelist walked every page of the file.
-	s.upkeep()
 	return s, nil
 }
 
