@@ -216,6 +216,7 @@ type Engine struct {
 	mailer   Mailer
 	queue    Queue
 	cfg      Config
+	domain   string // of the letterhead's From, for Message-IDs
 
 	mu       sync.Mutex
 	editions map[string]*edition // by digest ID + variant key
@@ -238,7 +239,8 @@ const maxEditions = 256
 // queue itself needs the engine as its handler.
 func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, q Queue, cfg Config) *Engine {
 	cfg.defaults()
-	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg, editions: map[string]*edition{}}
+	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg,
+		domain: eml.Domain(cfg.Letterhead.From), editions: map[string]*edition{}}
 }
 
 // SetQueue sets the queue fan-out writes to.
@@ -327,7 +329,7 @@ func (e *Engine) message(d *newsletter.Digest, l *eml.Layout, to, subscriberID s
 		From:      lh.From,
 		To:        to,
 		ReplyTo:   lh.ReplyTo,
-		MessageID: messageID(d.ID, subscriberID, lh.From),
+		MessageID: messageID(d.ID, subscriberID, e.domain),
 		Date:      e.cfg.Now(),
 		Headers:   headers,
 		Tags:      map[string]string{"digest": d.ID, "subscriber": subscriberID},
@@ -341,8 +343,8 @@ func (e *Engine) message(d *newsletter.Digest, l *eml.Layout, to, subscriberID s
 // messageID is deterministic per digest and reader, so a copy that is sent
 // twice (after an unknown outcome) carries the same Message-ID and mail
 // clients can fold the two.
-func messageID(digestID, subscriberID, from string) string {
-	return "<" + digestID + "." + subscriberID + "@" + eml.Domain(from) + ">"
+func messageID(digestID, subscriberID, domain string) string {
+	return "<" + digestID + "." + subscriberID + "@" + domain + ">"
 }
 
 // Edition returns the digest rendered for variant v, rendering it on first
