@@ -1,11 +1,13 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,12 +264,15 @@ func TestRendersOncePerVariant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := strings.Index(string(b), "List-Unsubscribe: <")
-		if i < 0 {
-			t.Fatalf("%s has no List-Unsubscribe", file)
+		// Read as a mail client does: a long header may be folded.
+		msg, err := mail.ReadMessage(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
 		}
-		line := string(b[i:])
-		line = line[:strings.Index(line, "\r\n")]
+		line := msg.Header.Get("List-Unsubscribe")
+		if !strings.HasPrefix(line, "<https://") {
+			t.Fatalf("%s has no List-Unsubscribe with an https link: %q", file, line)
+		}
 		if !strings.Contains(line, "<mailto:unsubscribe@example.com?subject=unsubscribe%20") {
 			t.Fatalf("List-Unsubscribe %q lacks the mailto with the reader's token", line)
 		}
