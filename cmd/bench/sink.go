@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,17 +86,16 @@ func startSESSink() (*sesSink, error) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var req struct {
-			BulkEmailEntries []struct {
-				Destination struct{ ToAddresses []string }
-			}
-		}
-		if err := json.Unmarshal(body, &req); err != nil || len(req.BulkEmailEntries) == 0 {
+		// One "Destination" key per entry, and no other in the request:
+		// counting them is exact (a quote inside a JSON string is
+		// escaped) and costs the sink, which shares the machine with the
+		// pipeline, far less than decoding 50 entries.
+		n := int64(bytes.Count(body, []byte(`"Destination":`)))
+		if n == 0 || body[0] != '{' {
 			w.Header().Set("X-Amzn-Errortype", "BadRequestException")
 			http.Error(w, `{"message":"no entries"}`, http.StatusBadRequest)
 			return
 		}
-		n := int64(len(req.BulkEmailEntries))
 		last := s.msgs.Add(n)
 		s.bytes.Add(int64(len(body)))
 		out := make([]byte, 0, 32+64*n)

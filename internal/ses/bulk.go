@@ -178,7 +178,10 @@ func (m *Mailer) sendGroup(ctx context.Context, l *eml.Layout, entries []bulkEnt
 // sendChunk makes one SendBulkEmail call and records its results.
 func (m *Mailer) sendChunk(ctx context.Context, t *bulkTemplate, from string, replyTo []string, chunk []bulkEntry, out []eml.Sent) {
 	shared, own := splitHeaders(chunk)
-	content := t.content
+	content, twoVars := t.content, t.content.Html != nil
+	if twoVars && escapeFree(chunk) {
+		content.Html, twoVars = t.plainHTML, false
+	}
 	tmpl := &types.Template{TemplateContent: &content, TemplateData: aws.String(t.data)}
 	for _, h := range shared {
 		tmpl.Headers = append(tmpl.Headers, header(h))
@@ -193,7 +196,7 @@ func (m *Mailer) sendChunk(ctx context.Context, t *bulkTemplate, from string, re
 	if m.configSet != "" {
 		in.ConfigurationSetName = aws.String(m.configSet)
 	}
-	data := chunkData(chunk, t.content.Html != nil)
+	data := chunkData(chunk, twoVars)
 	for j, e := range chunk {
 		be := types.BulkEmailEntry{
 			Destination: &types.Destination{ToAddresses: []string{e.to}},
@@ -369,7 +372,10 @@ func hasTag(ts []types.MessageTag, name, value string) bool {
 // {{t<i>}} in the text part, because SES does not HTML-escape what it
 // substitutes (SES developer guide, "Advanced email personalization"), so
 // each entry passes the value HTML-escaped for the HTML part, as
-// Message.Bodies splices it, and raw for the text.
+// Message.Bodies splices it, and raw for the text. A call none of whose
+// values HTML escaping changes (readers' links are signed base64url) uses
+// plainHTML instead, with {{t<i>}} in both parts, and sends each value
+// once.
 //
 // The layout's own text must not be read as template syntax: a "{{" in a
 // headline would be a variable, "{{{" or "}}}" a parse error that fails
@@ -380,9 +386,10 @@ func hasTag(ts []types.MessageTag, name, value string) bool {
 // its own variables, and renders to the layout's bytes exactly. Values are
 // data, not template, so they need no such escaping.
 type bulkTemplate struct {
-	content types.EmailTemplateContent
-	data    string // TemplateData: the values of the character variables
-	size    int    // estimated bytes in the request
+	content   types.EmailTemplateContent
+	plainHTML *string // the HTML part with the text part's variables
+	data      string  // TemplateData: the values of the character variables
+	size      int     // estimated bytes in the request
 }
 
 // The variables that stand for the characters SES would read as syntax.
@@ -396,7 +403,8 @@ func newBulkTemplate(l *eml.Layout) *bulkTemplate {
 	t.size = len(subject) + len(text)
 	if len(l.HTML) > 0 {
 		h := templateText(string(l.HTML), l.Placeholders, "h", &used)
-		t.content.Html = &h
+		plain := templateText(string(l.HTML), l.Placeholders, "t", &used)
+		t.content.Html, t.plainHTML = &h, &plain
 		t.size += len(h)
 	}
 	b := []byte{'{'}
@@ -449,6 +457,19 @@ func templateText(s string, placeholders []string, prefix string, used *[len(syn
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+// escapeFree reports whether HTML escaping leaves every value of chunk as
+// it is.
+func escapeFree(chunk []bulkEntry) bool {
+	for _, e := range chunk {
+		for _, v := range e.msg.Values {
+			if strings.ContainsAny(v, `<>&'"`) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // dataLen estimates the length of the template data of values.

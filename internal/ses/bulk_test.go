@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -87,18 +88,31 @@ func readerMessage(l *eml.Layout, to, subscriberID string) *eml.Message {
 	}
 }
 
+// cleanLinks gives msg's reader links that HTML escaping leaves as they
+// are, as real readers' signed links are.
+func cleanLinks(msg *eml.Message) *eml.Message {
+	id := msg.Tags["subscriber"]
+	unsub := "https://news.example.com/unsubscribe?token=AQAAAABt" + id
+	msg.Values = []string{unsub, "https://news.example.com/preferences?token=AQAAAABt" + id}
+	msg.Headers[0].Value = "<" + unsub + ">"
+	return msg
+}
+
 func TestSendBulkReachesSES(t *testing.T) {
 	m := ses.New(awstest.SESClient(t), "")
-	a, b := hostileLayout(t), textLayout(t)
+	a, b, c := hostileLayout(t), textLayout(t), hostileLayout(t)
 	prefix := awstest.UniqueName(t, "bulk")
 	var msgs []*eml.Message
-	for i := range 5 {
-		l := a
-		if i%2 == 1 {
-			l = b
-		}
+	for i := range 7 {
 		id := fmt.Sprintf("r%04d", i)
-		msgs = append(msgs, readerMessage(l, prefix+"-"+id+"@example.com", id))
+		switch i % 3 {
+		case 0:
+			msgs = append(msgs, readerMessage(a, prefix+"-"+id+"@example.com", id))
+		case 1:
+			msgs = append(msgs, readerMessage(b, prefix+"-"+id+"@example.com", id))
+		case 2: // links that need no escaping: one variable each
+			msgs = append(msgs, cleanLinks(readerMessage(c, prefix+"-"+id+"@example.com", id)))
+		}
 	}
 	res := m.SendBulk(awstest.Context(t), msgs)
 	if len(res) != len(msgs) {
@@ -129,7 +143,7 @@ func TestSendBulkReachesSES(t *testing.T) {
 			t.Errorf("message %d: HTML body =\n%s\nwant\n%s", i, e.Body.HTML, htmlBody)
 		}
 		// The reader's own link, in both parts (escaped in the HTML).
-		if !strings.Contains(e.Body.Text, msg.Values[0]) || (msg.Layout == a && !strings.Contains(e.Body.HTML, `href="`+strings.ReplaceAll(msg.Values[0], "&", "&amp;")+`"`)) {
+		if !strings.Contains(e.Body.Text, msg.Values[0]) || (msg.Layout != b && !strings.Contains(e.Body.HTML, `href="`+strings.ReplaceAll(msg.Values[0], "&", "&amp;")+`"`)) {
 			t.Errorf("message %d: the reader's unsubscribe link is missing from a part", i)
 		}
 		for _, h := range msg.Headers {
@@ -254,6 +268,8 @@ func TestSendBulkRequest(t *testing.T) {
 		msgs = append(msgs, readerMessage(a, fmt.Sprintf("r%04d@example.com", i), fmt.Sprintf("r%04d", i)))
 	}
 	msgs = append(msgs, readerMessage(b, "text1@example.com", "t0001"), readerMessage(b, "text2@example.com", "t0002"))
+	c := hostileLayout(t)
+	msgs = append(msgs, cleanLinks(readerMessage(c, "clean1@example.com", "c0001")), cleanLinks(readerMessage(c, "clean2@example.com", "c0002")))
 	noLayout := digestMessage("plain@example.com")
 	msgs = append(msgs, noLayout)
 	invalid := readerMessage(a, "not an address", "bad")
@@ -261,7 +277,7 @@ func TestSendBulkRequest(t *testing.T) {
 
 	res := m.SendBulk(context.Background(), msgs)
 
-	// 120 readers of a: 50 + 50 + 20; 2 of b; 1 SendEmail; none for the invalid one.
+	// 120 readers of a: 50 + 50 + 20; 2 of b; 2 of c; 1 SendEmail; none for the invalid one.
 	var bulkBodies [][]byte
 	var singles int
 	for i, p := range f.paths {
@@ -271,29 +287,26 @@ func TestSendBulkRequest(t *testing.T) {
 			singles++
 		}
 	}
-	if len(bulkBodies) != 4 || singles != 1 {
-		t.Fatalf("%d bulk and %d single calls, want 4 and 1", len(bulkBodies), singles)
+	if len(bulkBodies) != 5 || singles != 1 {
+		t.Fatalf("%d bulk and %d single calls, want 5 and 1", len(bulkBodies), singles)
 	}
-	wantIDs := map[int]string{0: "bulk-1-0", 49: "bulk-1-49", 50: "bulk-2-0", 119: "bulk-3-19", 120: "bulk-4-0", 121: "bulk-4-1", 122: "single"}
+	wantIDs := map[int]string{0: "bulk-1-0", 49: "bulk-1-49", 50: "bulk-2-0", 119: "bulk-3-19", 120: "bulk-4-0", 121: "bulk-4-1", 122: "bulk-5-0", 123: "bulk-5-1", 124: "single"}
 	for i, id := range wantIDs {
 		if res[i].Err != nil || res[i].MessageID != id {
 			t.Errorf("result %d = %+v, want message ID %s", i, res[i], id)
 		}
 	}
-	if r := res[123]; !errors.Is(r.Err, eml.ErrRejected) || r.MessageID != "" {
+	if r := res[125]; !errors.Is(r.Err, eml.ErrRejected) || r.MessageID != "" {
 		t.Errorf("invalid message: %+v, want eml.ErrRejected", r)
 	}
-	if strings.Contains(res[123].Err.Error(), "not an address") {
-		t.Errorf("error %q names the recipient", res[123].Err)
+	if strings.Contains(res[125].Err.Error(), "not an address") {
+		t.Errorf("error %q names the recipient", res[125].Err)
 	}
 
 	var n int
 	for call, body := range bulkBodies {
 		r := decodeBulk(t, body)
-		l := a
-		if call == 3 {
-			l = b
-		}
+		l := []*eml.Layout{a, a, a, b, c}[call]
 		if r.FromEmailAddress != `"The Ledger" <news@example.com>` || !reflect.DeepEqual(r.ReplyToAddresses, []string{`"Desk" <desk@example.com>`}) {
 			t.Errorf("call %d: from %q, reply-to %q", call, r.FromEmailAddress, r.ReplyToAddresses)
 		}
@@ -335,6 +348,20 @@ func TestSendBulkRequest(t *testing.T) {
 			if err := json.Unmarshal([]byte(e.ReplacementEmailContent.ReplacementTemplate.ReplacementTemplateData), &data); err != nil {
 				t.Fatalf("entry %d: ReplacementTemplateData: %v", n-1, err)
 			}
+			// Two variables a placeholder when escaping changes a value
+			// of the call, else one.
+			wantKeys := map[int][]string{3: {"t0", "t1"}, 4: {"t0", "t1"}}[call]
+			if wantKeys == nil {
+				wantKeys = []string{"h0", "h1", "t0", "t1"}
+			}
+			var keys []string
+			for k := range data {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if !reflect.DeepEqual(keys, wantKeys) {
+				t.Errorf("entry %d: data keys %v, want %v", n-1, keys, wantKeys)
+			}
 			for k, v := range defaults {
 				if _, ok := data[k]; !ok {
 					data[k] = v
@@ -354,8 +381,8 @@ func TestSendBulkRequest(t *testing.T) {
 			}
 		}
 	}
-	if n != 122 {
-		t.Errorf("%d entries in the bulk calls, want 122", n)
+	if n != 124 {
+		t.Errorf("%d entries in the bulk calls, want 124", n)
 	}
 }
 
@@ -604,8 +631,9 @@ func benchSES(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, b.String())
 }
 
-// BenchmarkSend50 sends 50 readers of one edition per iteration, with one
-// SendBulkEmail and with 50 SendEmail calls, to a local SES endpoint.
+// BenchmarkSend50 sends 50 readers per iteration to a local SES endpoint:
+// of one edition with one SendBulkEmail, of six variants (six calls), and
+// with 50 SendEmail calls.
 func BenchmarkSend50(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(benchSES))
 	defer srv.Close()
@@ -617,7 +645,17 @@ func BenchmarkSend50(b *testing.B) {
 	l := benchLayout(b)
 	msgs := make([]*eml.Message, 50)
 	for i := range msgs {
-		msgs[i] = readerMessage(l, fmt.Sprintf("r%04d@example.com", i), fmt.Sprintf("r%04d", i))
+		msgs[i] = cleanLinks(readerMessage(l, fmt.Sprintf("r%04d@example.com", i), fmt.Sprintf("r%04d", i)))
+	}
+	// The same 50 readers spread over six variants, as a send task of the
+	// bench's digest holds them: six calls of eight or nine.
+	var variants [6]*eml.Layout
+	for i := range variants {
+		variants[i] = benchLayout(b)
+	}
+	mixed := make([]*eml.Message, 50)
+	for i := range mixed {
+		mixed[i] = cleanLinks(readerMessage(variants[i%6], fmt.Sprintf("r%04d@example.com", i), fmt.Sprintf("r%04d", i)))
 	}
 	ctx := context.Background()
 	// Wall time per recipient, and the process's CPU time per recipient
@@ -631,6 +669,17 @@ func BenchmarkSend50(b *testing.B) {
 		cpu0 := processCPU()
 		for b.Loop() {
 			for _, r := range m.SendBulk(ctx, msgs) {
+				if r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		}
+		report(b, cpu0)
+	})
+	b.Run("bulk-6-variants", func(b *testing.B) {
+		cpu0 := processCPU()
+		for b.Loop() {
+			for _, r := range m.SendBulk(ctx, mixed) {
 				if r.Err != nil {
 					b.Fatal(r.Err)
 				}
