@@ -2,9 +2,11 @@ package dynamo_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -623,4 +625,45 @@ func countTrue(bs []bool) int {
 		}
 	}
 	return n
+}
+
+// TestDigestUnits measures what a digest of ten articles with summaries
+// of 0.6 KB of varied text costs to write (item and GSI2 copy) and to read
+// strongly consistent: the articles are stored gzip'd, so the item stays
+// near 3 KB.
+func TestDigestUnits(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	words := strings.Fields("the council voted on tuesday to close two libraries and a swimming pool after a review of spending found " +
+		"that costs had risen by a third since the last budget while residents said they had not been asked and campaigners promised " +
+		"to take the decision to court arguing that the consultation was flawed and that children in the east of the city would lose out most")
+	rnd := rand.New(rand.NewPCG(1, 2))
+	now := time.Now()
+	d := &newsletter.Digest{ID: "daily-2026-11-26", Frequency: newsletter.Daily, Period: "2026-11-26", Subject: "The Ledger, 26 November", Status: newsletter.DigestSending, CreatedAt: now}
+	for i := range 10 {
+		var b strings.Builder
+		for b.Len() < 600 {
+			b.WriteString(words[rnd.IntN(len(words))] + " ")
+		}
+		d.Articles = append(d.Articles, newsletter.Article{
+			ID: fmt.Sprintf("%064x", rnd.Uint64()), URL: fmt.Sprintf("https://ledger.example.com/2026/news/story-%d-%x", i, rnd.Uint64()),
+			Title: fmt.Sprintf("Story %d: %s %s %s", i, words[rnd.IntN(len(words))], words[rnd.IntN(len(words))], words[rnd.IntN(len(words))]),
+			Summary: "<p>" + b.String() + "</p>", Author: "A. Reporter", Sections: []string{"news"},
+			PublishedAt: now, CreatedAt: now, UpdatedAt: now,
+		})
+	}
+	before := f.store.ConsumedCapacity()
+	mustNil(t, f.store.CreateDigest(ctx, d), "CreateDigest")
+	mid := f.store.ConsumedCapacity()
+	got, err := f.store.Digest(ctx, d.ID)
+	mustNil(t, err, "Digest")
+	after := f.store.ConsumedCapacity()
+	if len(got.Articles) != 10 || got.Articles[3].Summary != d.Articles[3].Summary {
+		t.Errorf("Digest: articles did not come back")
+	}
+	write, read := mid.Write-before.Write, after.Read-mid.Read
+	t.Logf("digest of 10 articles: %.0f WCU to write (item and GSI2), %.1f RCU to read", write, read)
+	if write > 8 || read > 1 {
+		t.Errorf("digest of 10 articles: got %.0f WCU and %.1f RCU, want at most 8 and 1", write, read)
+	}
 }
