@@ -2,23 +2,32 @@
 // Mailpit, a relay, a submission port), keeping a small pool of open
 // connections.
 //
-// The client is the standard library's net/smtp. It is frozen but complete
-// for what is needed here (EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA,
-// RSET), it leaves connection deadlines entirely to the caller, which is how
-// context deadlines and cancellation are honoured, and its PlainAuth refuses
-// to send a password in clear text except to loopback. The emersion/go-smtp
-// client resets the connection deadline around every command to its own
-// timeouts, which fights a caller's context, and would need the TLS rule
-// re-implemented. The emersion server is still used, in smtptest.
+// A session is opened with the standard library's net/smtp: greeting,
+// EHLO, STARTTLS, AUTH. It is frozen but complete for that, it leaves
+// connection deadlines entirely to the caller, which is how context
+// deadlines and cancellation are honoured, and its PlainAuth refuses to send
+// a password in clear text except to loopback. The mail transactions are
+// written here, on the session's textproto connection, because net/smtp
+// makes a round trip of every command and copies the message through a
+// byte-at-a-time dot-stuffer: with ESMTP PIPELINING (RFC 2920), which
+// nearly every server offers, MAIL FROM, RCPT TO and DATA go in one write
+// and their replies are read together, then the dot-stuffed message and its
+// final dot go in a second write. A server without PIPELINING gets one
+// command at a time. No RSET is sent between messages unless the last
+// transaction failed half-way. The emersion/go-smtp client would not do: it
+// does not pipeline, and it resets the connection deadline around every
+// command to its own timeouts, which fights a caller's context. The emersion
+// server is still used, in smtptest.
 package smtp
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"net/url"
@@ -71,8 +80,8 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // Mailer sends messages over SMTP. It keeps up to its pool size of
-// connections open and reuses them, with RSET between messages. It is safe
-// for concurrent use; Close it when done.
+// connections open and reuses them. It is safe for concurrent use; Close
+// it when done.
 type Mailer struct {
 	addr      string // host:port
 	host      string
@@ -94,6 +103,22 @@ type Mailer struct {
 type conn struct {
 	c  *smtp.Client
 	nc net.Conn // the TCP connection under c, for deadlines
+
+	// Set once the session is ready (see ready).
+	r          *bufio.Reader // c.Text's
+	w          *bufio.Writer // c.Text's
+	pipelining bool
+	mailParams string // MAIL FROM parameters, as net/smtp sends them
+
+	// dirty says a transaction may be open on the server (the last one
+	// failed after MAIL was accepted): the next starts with RSET.
+	dirty bool
+	// broken says the connection failed under a command or a reply and
+	// must not be used again.
+	broken bool
+
+	msg []byte // the message being sent, reused
+	out []byte // what goes in the next write, reused
 }
 
 // New returns a Mailer for rawURL: smtp://host:port, or
@@ -151,33 +176,21 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, 
 	if msg == nil {
 		return "", fmt.Errorf("smtp: nil message: %w", eml.ErrRejected)
 	}
-	if err := msg.Validate(); err != nil {
-		return "", fmt.Errorf("smtp: invalid message: %w: %w", eml.ErrRejected, err)
-	}
 	out := *msg
 	if out.MessageID == "" {
 		out.MessageID = eml.NewMessageID(out.From)
 	}
-	data, err := out.Bytes()
+	from, to, err := out.Envelope() // validates
 	if err != nil {
-		return "", fmt.Errorf("smtp: build message: %w: %w", eml.ErrRejected, err)
+		return "", fmt.Errorf("smtp: invalid message: %w: %w", eml.ErrRejected, err)
 	}
-	from, err := mail.ParseAddress(out.From)
-	if err != nil {
-		return "", fmt.Errorf("smtp: from address: %w: %w", eml.ErrRejected, err)
-	}
-	to, err := mail.ParseAddress(out.To)
-	if err != nil {
-		return "", fmt.Errorf("smtp: to address: %w: %w", eml.ErrRejected, err)
-	}
-
-	if err := m.send(ctx, from.Address, to.Address, data); err != nil {
+	if err := m.send(ctx, from, to, &out); err != nil {
 		return "", fmt.Errorf("smtp send via %s: %w", m.addr, err)
 	}
 	return out.MessageID, nil
 }
 
-func (m *Mailer) send(ctx context.Context, from, to string, data []byte) error {
+func (m *Mailer) send(ctx context.Context, from, to string, msg *eml.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -192,36 +205,47 @@ func (m *Mailer) send(ctx context.Context, from, to string, data []byte) error {
 	if !hasDeadline {
 		deadline = time.Now().Add(m.timeout)
 	}
-	cn, err := m.get()
-	if err != nil {
-		return err
-	}
-	if cn != nil {
-		// A pooled connection may have been closed by the server while
-		// idle. RSET both checks it and clears any failed transaction;
-		// nothing has been handed over yet, so a failure here costs only a
-		// redial.
-		usable, err := m.use(ctx, deadline, cn, func() error { return cn.c.Reset() })
-		if err != nil || !usable {
+	for retried := false; ; retried = true {
+		var cn *conn
+		if !retried {
+			var err error
+			if cn, err = m.get(); err != nil {
+				return err
+			}
+		}
+		if cn != nil && cn.r.Buffered() > 0 {
+			// The server spoke while the connection was idle: most likely
+			// a 421 before it hung up. Nothing of ours is at stake yet.
 			cn.close()
 			cn = nil
 		}
-	}
-	if cn == nil {
-		if cn, err = m.dial(ctx, deadline); err != nil {
-			return withContext(ctx, deadline, err)
+		reused := cn != nil
+		if cn == nil {
+			var err error
+			if cn, err = m.dial(ctx, deadline); err != nil {
+				return withContext(ctx, deadline, err)
+			}
 		}
-	}
-	usable, err := m.use(ctx, deadline, cn, func() error { return transact(cn.c, from, to, data) })
-	if !usable || !reusable(err) {
-		cn.close()
-		if err != nil {
-			return withContext(ctx, deadline, err)
+		usable, err := m.use(ctx, deadline, cn, func() error { return cn.transact(from, to, msg) })
+		if !usable || cn.broken || !reusable(err) {
+			cn.close()
+			// A pooled connection that the server had closed while it was
+			// idle fails at the first write or read, or the first reply
+			// is its 421 farewell; nothing was handed over, so the
+			// message goes on a new connection (not another idle one,
+			// which may be as stale), once.
+			var ne notSentError
+			if reused && !retried && errors.As(err, &ne) && usable && ctx.Err() == nil && time.Now().Before(deadline) {
+				continue
+			}
+			if err != nil {
+				return withContext(ctx, deadline, err)
+			}
+			return nil
 		}
-		return nil
+		m.put(cn)
+		return err
 	}
-	m.put(cn)
-	return err
 }
 
 // use runs fn on cn with the connection deadline set to deadline and cut
@@ -237,27 +261,120 @@ func (m *Mailer) use(ctx context.Context, deadline time.Time, cn *conn, fn func(
 	return stop(), err
 }
 
+// notSentError is a connection failure, or a 421 reply to the first
+// command, before the message was written: the server cannot have
+// accepted the message.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string { return e.err.Error() }
+func (e notSentError) Unwrap() error { return e.err }
+
 // transact sends one message on an open session and classifies the result.
-func transact(c *smtp.Client, from, to string, data []byte) error {
-	if err := c.Mail(from); err != nil {
-		return fmt.Errorf("MAIL FROM: %w", classify(err, true))
+// With PIPELINING, RSET (when needed), MAIL, RCPT and DATA go in one write
+// and their replies are read in order; every reply is read even after one
+// fails, so that the session stays in step.
+func (cn *conn) transact(from, to string, msg *eml.Message) error {
+	var err error
+	if cn.msg, err = msg.AppendBytes(cn.msg[:0]); err != nil {
+		return fmt.Errorf("build message: %w: %w", eml.ErrRejected, err)
 	}
-	if err := c.Rcpt(to); err != nil {
-		return fmt.Errorf("RCPT TO: %w", classify(err, true))
+
+	type command struct {
+		name   string
+		expect int
+		err    error
 	}
-	w, err := c.Data()
-	if err != nil {
-		return fmt.Errorf("DATA: %w", classify(err, true))
+	cmds := [4]command{{"RSET", 250, nil}, {"MAIL FROM", 250, nil}, {"RCPT TO", 25, nil}, {"DATA", 354, nil}}
+	first := 1
+	if cn.dirty {
+		first = 0
 	}
-	if _, err := w.Write(data); err != nil {
-		// The terminating dot was never sent, so the server cannot have
-		// accepted the message.
+	lines := func(i int, out []byte) []byte {
+		switch i {
+		case 0:
+			return append(out, "RSET\r\n"...)
+		case 1:
+			out = append(append(append(out, "MAIL FROM:<"...), from...), '>')
+			return append(append(out, cn.mailParams...), "\r\n"...)
+		case 2:
+			return append(append(append(out, "RCPT TO:<"...), to...), ">\r\n"...)
+		}
+		return append(out, "DATA\r\n"...)
+	}
+	if cn.pipelining {
+		cn.out = cn.out[:0]
+		for i := first; i < len(cmds); i++ {
+			cn.out = lines(i, cn.out)
+		}
+		if err := cn.write(cn.out); err != nil {
+			return fmt.Errorf("%s: %w", cmds[first].name, notSentError{err})
+		}
+		for i := first; i < len(cmds); i++ {
+			if cmds[i].err = cn.readReply(cmds[i].expect); cn.broken {
+				break
+			}
+		}
+	} else {
+		for i := first; i < len(cmds); i++ {
+			if err := cn.write(lines(i, cn.out[:0])); err != nil {
+				cmds[i].err = err
+				break
+			}
+			if cmds[i].err = cn.readReply(cmds[i].expect); cmds[i].err != nil {
+				break
+			}
+		}
+	}
+
+	// The first failure is the one to report: later commands fail
+	// because of it.
+	failed := -1
+	for i := first; i < len(cmds); i++ {
+		if cmds[i].err != nil {
+			failed = i
+			break
+		}
+	}
+	if failed >= 0 {
+		var te *textproto.Error
+		err := cmds[failed].err
+		switch {
+		case !errors.As(err, &te):
+			// The connection failed before the message was written.
+			return fmt.Errorf("%s: %w", cmds[failed].name, notSentError{err})
+		case failed == first && te.Code == 421:
+			// The server is closing the session before the first
+			// command; on a pooled connection, most likely because it
+			// sat idle too long.
+			return fmt.Errorf("%s: %w", cmds[failed].name, notSentError{classify(err, true)})
+		}
+		if cn.broken {
+			return fmt.Errorf("%s: %w", cmds[failed].name, classify(err, failed > 0))
+		}
+		if cmds[1].err == nil {
+			cn.dirty = true // MAIL was accepted: a transaction is open
+		}
+		if cmds[3].err == nil && cn.pipelining {
+			// The server took DATA although an earlier command failed;
+			// end the empty message, which has no recipient.
+			if err := cn.write([]byte(".\r\n")); err == nil {
+				cn.readReply(250)
+			}
+		}
+		return fmt.Errorf("%s: %w", cmds[failed].name, classify(err, failed > 0))
+	}
+	cn.dirty = false
+
+	cn.out = appendDotStuffed(cn.out[:0], cn.msg)
+	if err := cn.write(cn.out); err != nil {
+		// The final dot cannot have been taken: a failed write leaves the
+		// tail of the data, dot and all, unsent.
 		return fmt.Errorf("write message: %w", err)
 	}
-	// Close writes the terminating dot and reads the reply. A reply is
-	// classified; anything else (a write or read failure, a timeout) leaves
-	// the outcome unknown, since the server may have taken the message.
-	if err := w.Close(); err != nil {
+	// A reply is classified; anything else (a read failure, a timeout)
+	// leaves the outcome unknown, since the server may have taken the
+	// message.
+	if err := cn.readReply(250); err != nil {
 		var te *textproto.Error
 		if errors.As(err, &te) {
 			return fmt.Errorf("end of data: %w", classify(err, true))
@@ -267,9 +384,129 @@ func transact(c *smtp.Client, from, to string, data []byte) error {
 	return nil
 }
 
+// write writes b and flushes it: one write to the connection, since the
+// session's buffered writer passes a large b straight through.
+func (cn *conn) write(b []byte) error {
+	if _, err := cn.w.Write(b); err != nil {
+		cn.broken = true
+		return err
+	}
+	if err := cn.w.Flush(); err != nil {
+		cn.broken = true
+		return err
+	}
+	return nil
+}
+
+// readReply reads one reply, as textproto's ReadResponse would, without
+// allocating unless the reply is not the one expected (expect is a code, or
+// its first one or two digits). It returns a *textproto.Error for a reply
+// with another code; any other error marks the connection broken.
+func (cn *conn) readReply(expect int) error {
+	code := 0
+	var text []byte // only kept for an unexpected reply
+	for {
+		line, err := cn.readLine()
+		if err != nil {
+			cn.broken = true
+			return err
+		}
+		c, more, ok := parseCodeLine(line)
+		switch {
+		case code == 0 && !ok:
+			cn.broken = true
+			return textproto.ProtocolError("invalid response: " + string(line))
+		case code == 0:
+			code = c
+		case !ok || c != code:
+			// As textproto: a stray continuation line is text.
+			c, more, line = code, true, append([]byte("    "), line...)
+		}
+		if !codeMatches(code, expect) {
+			if text != nil {
+				text = append(text, '\n')
+			}
+			text = append(text, line[4:]...)
+		}
+		if !more {
+			break
+		}
+	}
+	if !codeMatches(code, expect) {
+		return &textproto.Error{Code: code, Msg: string(text)}
+	}
+	return nil
+}
+
+// readLine returns the next line without its CRLF. It is valid until the
+// next read.
+func (cn *conn) readLine() ([]byte, error) {
+	line, err := cn.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// A line longer than the buffer: keep its start.
+		line = bytes.Clone(line)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = cn.r.ReadSlice('\n')
+		}
+	}
+	return bytes.TrimRight(line, "\r\n"), err
+}
+
+// parseCodeLine splits a reply line "250-text" or "250 text": its code,
+// whether more lines follow, and whether it is such a line.
+func parseCodeLine(line []byte) (code int, more, ok bool) {
+	if len(line) < 4 || (line[3] != ' ' && line[3] != '-') {
+		return 0, false, false
+	}
+	for _, d := range line[:3] {
+		if d < '0' || d > '9' {
+			return 0, false, false
+		}
+		code = code*10 + int(d-'0')
+	}
+	return code, line[3] == '-', code >= 100
+}
+
+// codeMatches is textproto's check of a reply code against an expected
+// code or its first digits.
+func codeMatches(code, expect int) bool {
+	switch {
+	case expect < 10:
+		return code/100 == expect
+	case expect < 100:
+		return code/10 == expect
+	}
+	return code == expect
+}
+
+// appendDotStuffed appends msg as DATA sends it (RFC 5321 section 4.5.2):
+// a dot doubled at the start of every line, a CRLF at the end if msg has
+// none, and the final ".\r\n", as net/textproto's DotWriter writes it. msg must be in canonical form, every line
+// ending in CRLF, as eml.Message bytes are.
+func appendDotStuffed(dst, msg []byte) []byte {
+	ended := bytes.HasSuffix(msg, []byte("\r\n"))
+	if len(msg) > 0 && msg[0] == '.' {
+		dst = append(dst, '.')
+	}
+	for {
+		i := bytes.Index(msg, []byte("\n."))
+		if i < 0 {
+			break
+		}
+		dst = append(dst, msg[:i+2]...)
+		dst = append(dst, '.')
+		msg = msg[i+2:]
+	}
+	dst = append(dst, msg...)
+	if !ended {
+		dst = append(dst, '\r', '\n')
+	}
+	return append(dst, ".\r\n"...)
+}
+
 // classify wraps an SMTP reply in the eml sentinel it stands for. In a mail
 // transaction (MAIL, RCPT, DATA) a 5xx reply rejects the message; outside
-// one (EHLO, STARTTLS, AUTH) it is a setup error.
+// one (EHLO, STARTTLS, AUTH, RSET) it is a setup error.
 func classify(err error, inTransaction bool) error {
 	var te *textproto.Error
 	if !errors.As(err, &te) {
@@ -285,9 +522,8 @@ func classify(err error, inTransaction bool) error {
 }
 
 // reusable reports whether a connection is still good after a send that
-// returned err: after a success or an ordinary reply it is (the next send
-// starts with RSET); after 421 (the server is closing) or a broken
-// connection it is not.
+// returned err: after a success or an ordinary reply it is; after 421 (the
+// server is closing) or a broken connection it is not.
 func reusable(err error) bool {
 	if err == nil {
 		return true
@@ -339,6 +575,7 @@ func (m *Mailer) dial(ctx context.Context, deadline time.Time) (*conn, error) {
 				return fmt.Errorf("AUTH: %w", classify(err, false))
 			}
 		}
+		cn.ready()
 		return nil
 	})
 	if err == nil && !usable {
@@ -349,6 +586,20 @@ func (m *Mailer) dial(ctx context.Context, deadline time.Time) (*conn, error) {
 		return nil, err
 	}
 	return cn, nil
+}
+
+// ready takes the session's reader and writer (STARTTLS replaced them)
+// and what the server's last EHLO offered.
+func (cn *conn) ready() {
+	cn.r, cn.w = cn.c.Text.R, cn.c.Text.W
+	cn.pipelining, _ = cn.c.Extension("PIPELINING")
+	// The same parameters as net/smtp's Client.Mail.
+	if ok, _ := cn.c.Extension("8BITMIME"); ok {
+		cn.mailParams += " BODY=8BITMIME"
+	}
+	if ok, _ := cn.c.Extension("SMTPUTF8"); ok {
+		cn.mailParams += " SMTPUTF8"
+	}
 }
 
 func (m *Mailer) clientTLS() *tls.Config {

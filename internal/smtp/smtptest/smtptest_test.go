@@ -1,7 +1,10 @@
 package smtptest
 
 import (
+	"bufio"
 	"errors"
+	"io"
+	"net"
 	"net/smtp"
 	"net/textproto"
 	"strings"
@@ -81,5 +84,80 @@ func TestWaitForTimesOut(t *testing.T) {
 	}
 	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Errorf("WaitFor returned after %v, before its timeout", d)
+	}
+}
+
+func TestServerPipelining(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		want bool
+	}{{"default", nil, true}, {"WithoutPipelining", []Option{WithoutPipelining()}, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewServer(t, tt.opts...)
+			c, err := smtp.Dial(s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Hello("localhost"); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.Extension("PIPELINING"); got != tt.want {
+				t.Errorf("PIPELINING offered: got %v, want %v", got, tt.want)
+			}
+			if ok, _ := c.Extension("8BITMIME"); !ok {
+				t.Errorf("8BITMIME not offered: the EHLO reply lost more than PIPELINING")
+			}
+		})
+	}
+}
+
+func TestServerPipelinedReadsAndReplies(t *testing.T) {
+	s := NewServer(t)
+	// net/smtp waits for every reply.
+	if err := send(t, s.Addr(), "Subject: x\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PipelinedReads(); got != 0 {
+		t.Fatalf("PipelinedReads after net/smtp: got %d, want 0", got)
+	}
+	// A pipelining client sends the envelope in one write; the replies
+	// come back together.
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	tp := textproto.NewReader(r)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "EHLO localhost\r\n")
+	if _, _, err := tp.ReadResponse(250); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "RSET\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+	for _, code := range []int{250, 250, 250, 354} {
+		if _, _, err := tp.ReadResponse(code); err != nil {
+			t.Fatalf("reply %d: %v", code, err)
+		}
+		if code == 250 && r.Buffered() == 0 {
+			t.Errorf("a reply came alone: the server flushed before the next pipelined command")
+		}
+	}
+	io.WriteString(c, "Subject: y\r\n\r\n..dot\r\n.\r\n")
+	if _, _, err := tp.ReadResponse(250); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PipelinedReads(); got != 1 {
+		t.Errorf("PipelinedReads: got %d, want 1", got)
+	}
+	if got := s.Resets(); got != 1 {
+		t.Errorf("Resets: got %d, want 1", got)
+	}
+	if got := s.WaitFor(2, 5*time.Second); len(got) != 2 || string(got[1].Data) != "Subject: y\r\n\r\n.dot\r\n" {
+		t.Errorf("messages: got %+v, want the second unstuffed", got)
 	}
 }
