@@ -647,7 +647,7 @@ func TestDigestUnits(t *testing.T) {
 		}
 		d.Articles = append(d.Articles, newsletter.Article{
 			ID: fmt.Sprintf("%064x", rnd.Uint64()), URL: fmt.Sprintf("https://ledger.example.com/2026/news/story-%d-%x", i, rnd.Uint64()),
-			Title: fmt.Sprintf("Story %d: %s %s %s", i, words[rnd.IntN(len(words))], words[rnd.IntN(len(words))], words[rnd.IntN(len(words))]),
+			Title:   fmt.Sprintf("Story %d: %s %s %s", i, words[rnd.IntN(len(words))], words[rnd.IntN(len(words))], words[rnd.IntN(len(words))]),
 			Summary: "<p>" + b.String() + "</p>", Author: "A. Reporter", Sections: []string{"news"},
 			PublishedAt: now, CreatedAt: now, UpdatedAt: now,
 		})
