@@ -56,7 +56,9 @@ func runThrottle(ctx context.Context, env *runEnv, r *result) error {
 	if err != nil {
 		return err
 	}
-	proxy, err := newSESProxy(c.sesURL, accountMaxSendRate, accountMaxSendRate/10)
+	// A bucket that holds a bulk call's 50 recipients: SES judges its rate
+	// per second, not per call.
+	proxy, err := newSESProxy(c.sesURL, accountMaxSendRate, max(accountMaxSendRate/10, 50))
 	if err != nil {
 		return err
 	}
@@ -218,24 +220,32 @@ func newSESProxy(target string, perSecond float64, burst int) (*sesProxy, error)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = nil
 	rp.ModifyResponse = func(res *http.Response) error {
-		if res.Request.Method != http.MethodPost || !strings.HasSuffix(res.Request.URL.Path, "/outbound-emails") || res.StatusCode/100 != 2 {
+		if res.Request.Method != http.MethodPost || sendCall(res.Request.URL.Path) == 0 || res.StatusCode/100 != 2 {
 			return nil
 		}
 		return p.record(res)
 	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/outbound-emails") {
-			if p.bucket != nil && !p.bucket.Allow() {
+		if kind := sendCall(r.URL.Path); r.Method == http.MethodPost && kind != 0 {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "read body", http.StatusBadRequest)
+				return
+			}
+			// SES counts every recipient of a bulk call against the
+			// account's rate.
+			n := 1
+			if kind == bulkSend {
+				var in struct{ BulkEmailEntries []json.RawMessage }
+				_ = json.Unmarshal(body, &in)
+				n = max(len(in.BulkEmailEntries), 1)
+			}
+			if p.bucket != nil && !p.bucket.AllowN(time.Now(), n) {
 				p.throttled.Add(1)
 				w.Header().Set("Content-Type", "application/json")
 				w.Header().Set("x-amzn-ErrorType", "TooManyRequestsException")
 				w.WriteHeader(http.StatusTooManyRequests)
 				io.WriteString(w, `{"message":"Maximum sending rate exceeded."}`)
-				return
-			}
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, "read body", http.StatusBadRequest)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -249,33 +259,83 @@ func newSESProxy(target string, perSecond float64, burst int) (*sesProxy, error)
 
 type sendBodyKey struct{}
 
-// record notes an accepted send from its request and answer.
+// The SES v2 calls that send mail.
+const (
+	singleSend = 1 // SendEmail
+	bulkSend   = 2 // SendBulkEmail
+)
+
+// sendCall tells which sending call a request path is, 0 for none.
+func sendCall(path string) int {
+	switch {
+	case strings.HasSuffix(path, "/outbound-emails"):
+		return singleSend
+	case strings.HasSuffix(path, "/outbound-bulk-emails"):
+		return bulkSend
+	}
+	return 0
+}
+
+// record notes the accepted sends of a call from its request and answer:
+// one for SendEmail, one per successful entry for SendBulkEmail.
 func (p *sesProxy) record(res *http.Response) error {
 	body, _ := res.Request.Context().Value(sendBodyKey{}).([]byte)
-	var in struct {
-		Destination struct{ ToAddresses []string }
-		EmailTags   []struct{ Name, Value string }
-	}
-	_ = json.Unmarshal(body, &in)
 	answer, err := io.ReadAll(res.Body)
 	if err != nil {
 		return err
 	}
 	res.Body = io.NopCloser(bytes.NewReader(answer))
-	var out struct{ MessageId string }
-	_ = json.Unmarshal(answer, &out)
-	rec := sendRecord{At: time.Now(), MessageID: out.MessageId, Tags: map[string]string{}}
-	if len(in.Destination.ToAddresses) > 0 {
-		rec.To = in.Destination.ToAddresses[0]
+	type tag struct{ Name, Value string }
+	type destination struct{ ToAddresses []string }
+	newRecord := func(to []string, msgID string, tagSets ...[]tag) sendRecord {
+		rec := sendRecord{At: time.Now(), MessageID: msgID, Tags: map[string]string{}}
+		if len(to) > 0 {
+			rec.To = to[0]
+		}
+		for _, ts := range tagSets {
+			for _, t := range ts {
+				rec.Tags[t.Name] = t.Value
+			}
+		}
+		return rec
 	}
-	for _, t := range in.EmailTags {
-		rec.Tags[t.Name] = t.Value
+	var recs []sendRecord
+	if sendCall(res.Request.URL.Path) == bulkSend {
+		var in struct {
+			DefaultEmailTags []tag
+			BulkEmailEntries []struct {
+				Destination     destination
+				ReplacementTags []tag
+			}
+		}
+		_ = json.Unmarshal(body, &in)
+		var out struct {
+			BulkEmailEntryResults []struct{ Status, MessageId string }
+		}
+		_ = json.Unmarshal(answer, &out)
+		for i, e := range in.BulkEmailEntries {
+			if i >= len(out.BulkEmailEntryResults) || out.BulkEmailEntryResults[i].Status != "SUCCESS" {
+				continue
+			}
+			recs = append(recs, newRecord(e.Destination.ToAddresses, out.BulkEmailEntryResults[i].MessageId, in.DefaultEmailTags, e.ReplacementTags))
+		}
+	} else {
+		var in struct {
+			Destination destination
+			EmailTags   []tag
+		}
+		_ = json.Unmarshal(body, &in)
+		var out struct{ MessageId string }
+		_ = json.Unmarshal(answer, &out)
+		recs = append(recs, newRecord(in.Destination.ToAddresses, out.MessageId, in.EmailTags))
 	}
 	p.mu.Lock()
-	p.sends = append(p.sends, rec)
+	p.sends = append(p.sends, recs...)
 	p.mu.Unlock()
 	if p.onSend != nil {
-		p.onSend(rec)
+		for _, rec := range recs {
+			p.onSend(rec)
+		}
 	}
 	return nil
 }
