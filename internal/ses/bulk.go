@@ -54,6 +54,7 @@ const (
 // bounce and complaint events carry: that is the MessageID of each Sent,
 // and what the ledger must keep.
 //
+// Calls for different layouts are made concurrently, up to four at once.
 // Per-entry statuses map to the eml sentinels (see entryError). An error
 // of the call as a whole applies to every entry of the call: throttling is
 // retried as for Send and then is ErrThrottled for all 50, an answer lost
@@ -88,11 +89,32 @@ func (m *Mailer) SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Sent {
 		}
 		groups[k] = append(groups[k], e)
 	}
+	var calls []func()
 	for _, k := range order {
-		m.sendGroup(ctx, k.layout, groups[k], out)
+		calls = m.groupCalls(ctx, calls, k.layout, groups[k], out)
 	}
+	if len(calls) == 1 {
+		calls[0]()
+		return out
+	}
+	// Messages of several variants make several calls: make them at once,
+	// a few at a time, so that a task waits for about one round trip to
+	// SES rather than one per variant. Each call writes its own results.
+	var wg sync.WaitGroup
+	limit := make(chan struct{}, maxParallelCalls)
+	for _, call := range calls {
+		limit <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-limit }()
+			call()
+		})
+	}
+	wg.Wait()
 	return out
 }
+
+// maxParallelCalls bounds the SES calls one SendBulk makes at once.
+const maxParallelCalls = 4
 
 // bulkEntry is one message of a SendBulk call, ready to be an entry.
 type bulkEntry struct {
@@ -141,16 +163,17 @@ func plainAddress(s string) bool {
 	return s != ""
 }
 
-// sendGroup sends the entries of one layout, From and Reply-To, in calls
-// of up to 50.
-func (m *Mailer) sendGroup(ctx context.Context, l *eml.Layout, entries []bulkEntry, out []eml.Sent) {
+// groupCalls appends to calls those that send the entries of one layout,
+// From and Reply-To: SendBulkEmail calls of up to 50 (BulkSize).
+func (m *Mailer) groupCalls(ctx context.Context, calls []func(), l *eml.Layout, entries []bulkEntry, out []eml.Sent) []func() {
 	t := m.templates.get(l)
 	if t.size > maxTemplateBytes {
 		// Too large to repeat in every call (and for SES's 1 MB request).
-		for _, e := range entries {
-			out[e.i].MessageID, out[e.i].Err = m.Send(ctx, e.msg)
-		}
-		return
+		return append(calls, func() {
+			for _, e := range entries {
+				out[e.i].MessageID, out[e.i].Err = m.Send(ctx, e.msg)
+			}
+		})
 	}
 	// Validate has parsed both addresses already.
 	first := entries[0].msg
@@ -170,9 +193,11 @@ func (m *Mailer) sendGroup(ctx context.Context, l *eml.Layout, entries []bulkEnt
 			size += entries[n].size
 			n++
 		}
-		m.sendChunk(ctx, t, from, replyTo, entries[:n], out)
+		chunk := entries[:n]
+		calls = append(calls, func() { m.sendChunk(ctx, t, from, replyTo, chunk, out) })
 		entries = entries[n:]
 	}
+	return calls
 }
 
 // sendChunk makes one SendBulkEmail call and records its results.

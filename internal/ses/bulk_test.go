@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -238,6 +239,25 @@ func answerBulk(status func(j int) (string, string)) func(http.ResponseWriter, *
 
 func success(int) (string, string) { return "SUCCESS", "" }
 
+// answerByAddress answers every entry with success and the ID "id-" and
+// its address, whatever order the calls come in.
+func answerByAddress(w http.ResponseWriter, _ *http.Request, body []byte) {
+	var req struct {
+		BulkEmailEntries []struct {
+			Destination struct{ ToAddresses []string }
+		}
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var results []string
+	for _, e := range req.BulkEmailEntries {
+		results = append(results, fmt.Sprintf(`{"Status":"SUCCESS","MessageId":"id-%s"}`, strings.Join(e.Destination.ToAddresses, ",")))
+	}
+	fmt.Fprintf(w, `{"BulkEmailEntryResults":[%s]}`, strings.Join(results, ","))
+}
+
 var mustache = regexp.MustCompile(`\{\{([A-Za-z0-9]+)\}\}`)
 
 // renderTemplate renders an SES inline template with simple substitutions
@@ -258,7 +278,7 @@ func renderTemplate(t *testing.T, tmpl string, data map[string]string) string {
 
 func TestSendBulkRequest(t *testing.T) {
 	f := &fakeSES{
-		bulk:   answerBulk(success),
+		bulk:   answerByAddress,
 		answer: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"MessageId":"single"}`) },
 	}
 	m := fakeMailer(t, f, "broadsheet-events")
@@ -277,7 +297,9 @@ func TestSendBulkRequest(t *testing.T) {
 
 	res := m.SendBulk(context.Background(), msgs)
 
-	// 120 readers of a: 50 + 50 + 20; 2 of b; 2 of c; 1 SendEmail; none for the invalid one.
+	// 120 readers of a: 50 + 50 + 20; 2 of b; 2 of c; 1 SendEmail; none
+	// for the invalid one. Calls for different layouts run concurrently,
+	// in any order.
 	var bulkBodies [][]byte
 	var singles int
 	for i, p := range f.paths {
@@ -290,11 +312,15 @@ func TestSendBulkRequest(t *testing.T) {
 	if len(bulkBodies) != 5 || singles != 1 {
 		t.Fatalf("%d bulk and %d single calls, want 5 and 1", len(bulkBodies), singles)
 	}
-	wantIDs := map[int]string{0: "bulk-1-0", 49: "bulk-1-49", 50: "bulk-2-0", 119: "bulk-3-19", 120: "bulk-4-0", 121: "bulk-4-1", 122: "bulk-5-0", 123: "bulk-5-1", 124: "single"}
-	for i, id := range wantIDs {
-		if res[i].Err != nil || res[i].MessageID != id {
-			t.Errorf("result %d = %+v, want message ID %s", i, res[i], id)
+	byAddress := map[string]int{}
+	for i, msg := range msgs[:124] {
+		byAddress[msg.To] = i
+		if res[i].Err != nil || res[i].MessageID != "id-"+msg.To {
+			t.Errorf("result %d = %+v, want message ID id-%s", i, res[i], msg.To)
 		}
+	}
+	if res[124].Err != nil || res[124].MessageID != "single" {
+		t.Errorf("message without a layout: %+v, want sent by SendEmail", res[124])
 	}
 	if r := res[125]; !errors.Is(r.Err, eml.ErrRejected) || r.MessageID != "" {
 		t.Errorf("invalid message: %+v, want eml.ErrRejected", r)
@@ -304,9 +330,12 @@ func TestSendBulkRequest(t *testing.T) {
 	}
 
 	var n int
+	var sizes []int
+	seen := map[string]bool{}
 	for call, body := range bulkBodies {
 		r := decodeBulk(t, body)
-		l := []*eml.Layout{a, a, a, b, c}[call]
+		sizes = append(sizes, len(r.BulkEmailEntries))
+		l := msgs[byAddress[r.BulkEmailEntries[0].Destination.ToAddresses[0]]].Layout
 		if r.FromEmailAddress != `"The Ledger" <news@example.com>` || !reflect.DeepEqual(r.ReplyToAddresses, []string{`"Desk" <desk@example.com>`}) {
 			t.Errorf("call %d: from %q, reply-to %q", call, r.FromEmailAddress, r.ReplyToAddresses)
 		}
@@ -332,27 +361,32 @@ func TestSendBulkRequest(t *testing.T) {
 			t.Fatalf("call %d: TemplateData %q: %v", call, tmpl.TemplateData, err)
 		}
 		for _, e := range r.BulkEmailEntries {
-			msg := msgs[n]
+			to := e.Destination.ToAddresses[0]
+			msg := msgs[byAddress[to]]
+			if msg.Layout != l || seen[to] {
+				t.Errorf("call %d: entry for %s: another layout's reader, or a reader sent twice", call, to)
+			}
+			seen[to] = true
 			n++
 			if !reflect.DeepEqual(e.Destination.ToAddresses, []string{msg.To}) || e.Destination.CcAddresses != nil || e.Destination.BccAddresses != nil {
-				t.Errorf("entry %d: destination %+v", n-1, e.Destination)
+				t.Errorf("entry %d: destination %+v", byAddress[to], e.Destination)
 			}
 			if want := []nameValue{{"List-Unsubscribe", msg.Headers[0].Value}}; !reflect.DeepEqual(e.ReplacementHeaders, want) {
-				t.Errorf("entry %d: headers = %v, want %v", n-1, e.ReplacementHeaders, want)
+				t.Errorf("entry %d: headers = %v, want %v", byAddress[to], e.ReplacementHeaders, want)
 			}
 			if want := []nameValue{{"digest", "daily-2026-11-26"}, {"subscriber", msg.Tags["subscriber"]}}; !reflect.DeepEqual(e.ReplacementTags, want) {
-				t.Errorf("entry %d: tags = %v, want %v", n-1, e.ReplacementTags, want)
+				t.Errorf("entry %d: tags = %v, want %v", byAddress[to], e.ReplacementTags, want)
 			}
 			// SES merges an entry's data over TemplateData, key by key.
 			data := map[string]string{}
 			if err := json.Unmarshal([]byte(e.ReplacementEmailContent.ReplacementTemplate.ReplacementTemplateData), &data); err != nil {
-				t.Fatalf("entry %d: ReplacementTemplateData: %v", n-1, err)
+				t.Fatalf("entry %d: ReplacementTemplateData: %v", byAddress[to], err)
 			}
 			// Two variables a placeholder when escaping changes a value
 			// of the call, else one.
-			wantKeys := map[int][]string{3: {"t0", "t1"}, 4: {"t0", "t1"}}[call]
-			if wantKeys == nil {
-				wantKeys = []string{"h0", "h1", "t0", "t1"}
+			wantKeys := []string{"h0", "h1", "t0", "t1"}
+			if l != a {
+				wantKeys = []string{"t0", "t1"}
 			}
 			var keys []string
 			for k := range data {
@@ -360,7 +394,7 @@ func TestSendBulkRequest(t *testing.T) {
 			}
 			slices.Sort(keys)
 			if !reflect.DeepEqual(keys, wantKeys) {
-				t.Errorf("entry %d: data keys %v, want %v", n-1, keys, wantKeys)
+				t.Errorf("entry %d: data keys %v, want %v", byAddress[to], keys, wantKeys)
 			}
 			for k, v := range defaults {
 				if _, ok := data[k]; !ok {
@@ -369,20 +403,24 @@ func TestSendBulkRequest(t *testing.T) {
 			}
 			htmlBody, text := msg.Bodies()
 			if got := renderTemplate(t, tmpl.TemplateContent.Subject, data); got != l.Subject {
-				t.Errorf("entry %d: subject renders as %q, want %q", n-1, got, l.Subject)
+				t.Errorf("entry %d: subject renders as %q, want %q", byAddress[to], got, l.Subject)
 			}
 			if got := renderTemplate(t, tmpl.TemplateContent.Text, data); got != string(text) {
-				t.Errorf("entry %d: text renders as\n%s\nwant\n%s", n-1, got, text)
+				t.Errorf("entry %d: text renders as\n%s\nwant\n%s", byAddress[to], got, text)
 			}
 			if tmpl.TemplateContent.Html != nil {
 				if got := renderTemplate(t, *tmpl.TemplateContent.Html, data); got != string(htmlBody) {
-					t.Errorf("entry %d: HTML renders as\n%s\nwant\n%s", n-1, got, htmlBody)
+					t.Errorf("entry %d: HTML renders as\n%s\nwant\n%s", byAddress[to], got, htmlBody)
 				}
 			}
 		}
 	}
 	if n != 124 {
 		t.Errorf("%d entries in the bulk calls, want 124", n)
+	}
+	slices.Sort(sizes)
+	if want := []int{2, 2, 20, 50, 50}; !reflect.DeepEqual(sizes, want) {
+		t.Errorf("calls of %v entries, want %v", sizes, want)
 	}
 }
 
@@ -404,7 +442,8 @@ func TestSendBulkSize(t *testing.T) {
 	for _, body := range f.bodies {
 		sizes = append(sizes, len(decodeBulk(t, body).BulkEmailEntries))
 	}
-	if want := []int{14, 14, 2}; !reflect.DeepEqual(sizes, want) {
+	slices.Sort(sizes)
+	if want := []int{2, 14, 14}; !reflect.DeepEqual(sizes, want) {
 		t.Errorf("calls of %v entries, want %v", sizes, want)
 	}
 }
@@ -774,5 +813,46 @@ func TestSendBulkTemplateSyntaxInText(t *testing.T) {
 			t.Errorf("%q arrived as subject %q, text %q, HTML %q; want %q, %q, %q",
 				texts[i], got[0].Subject, got[0].Body.Text, got[0].Body.HTML, msg.Layout.Subject, text, htmlBody)
 		}
+	}
+}
+
+func TestSendBulkVariantsAtOnce(t *testing.T) {
+	var inFlight, most atomic.Int32
+	four := make(chan struct{})
+	var once sync.Once
+	ok := answerBulk(success)
+	f := &fakeSES{bulk: func(w http.ResponseWriter, r *http.Request, body []byte) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if n == 4 {
+			once.Do(func() { close(four) })
+		}
+		select { // hold each call until four are in flight
+		case <-four:
+		case <-time.After(2 * time.Second):
+		}
+		ok(w, r, body)
+	}}
+	m := fakeMailer(t, f, "")
+	var variants [6]*eml.Layout
+	for i := range variants {
+		variants[i] = textLayout(t)
+	}
+	var msgs []*eml.Message
+	for i := range 12 { // two readers of each variant
+		msgs = append(msgs, readerMessage(variants[i%6], fmt.Sprintf("r%d@example.com", i), fmt.Sprintf("r%d", i)))
+	}
+	for i, r := range m.SendBulk(context.Background(), msgs) {
+		if r.Err != nil {
+			t.Errorf("message %d: %v", i, r.Err)
+		}
+	}
+	if n := f.requests.Load(); n != 6 {
+		t.Errorf("%d calls, want 6 (one a variant)", n)
+	}
+	if n := most.Load(); n != 4 {
+		t.Errorf("at most %d calls at once, want 4", n)
 	}
 }
