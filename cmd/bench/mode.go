@@ -214,7 +214,8 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sk.kill()
-		m = ses.New(sesClient("http://"+sk.addr, cfg.Workers), "broadsheet")
+		// Each worker's SendBulk makes up to ses.MaxParallelCalls calls at once.
+		m = ses.New(sesClient("http://"+sk.addr, cfg.Workers*ses.MaxParallelCalls), "broadsheet")
 	}
 
 	log := logger(cfg, stderr)

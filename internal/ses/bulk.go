@@ -54,7 +54,8 @@ const (
 // bounce and complaint events carry: that is the MessageID of each Sent,
 // and what the ledger must keep.
 //
-// Calls for different layouts are made concurrently, up to four at once.
+// Calls for different layouts are made concurrently, up to
+// MaxParallelCalls at once.
 // Per-entry statuses map to the eml sentinels (see entryError). An error
 // of the call as a whole applies to every entry of the call: throttling is
 // retried as for Send and then is ErrThrottled for all 50, an answer lost
@@ -101,7 +102,7 @@ func (m *Mailer) SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Sent {
 	// a few at a time, so that a task waits for about one round trip to
 	// SES rather than one per variant. Each call writes its own results.
 	var wg sync.WaitGroup
-	limit := make(chan struct{}, maxParallelCalls)
+	limit := make(chan struct{}, MaxParallelCalls)
 	for _, call := range calls {
 		limit <- struct{}{}
 		wg.Go(func() {
@@ -113,8 +114,10 @@ func (m *Mailer) SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Sent {
 	return out
 }
 
-// maxParallelCalls bounds the SES calls one SendBulk makes at once.
-const maxParallelCalls = 4
+// MaxParallelCalls is the most SES calls one SendBulk makes at once: an
+// HTTP client that keeps that many idle connections per sender does not
+// open new ones.
+const MaxParallelCalls = 4
 
 // bulkEntry is one message of a SendBulk call, ready to be an entry.
 type bulkEntry struct {
