@@ -142,8 +142,9 @@ func runAWS(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	f.renders = p.Renderer.Renders()
 	n := float64(cfg.N)
 	// DynamoDB Local reports a transactional write at the plain rate; AWS
-	// bills it twice: the bill is Write + TransactWrite.
-	wcu := cap1.Write - cap0.Write + cap1.TransactWrite - cap0.TransactWrite
+	// bills it twice: the bill is Write + TransactWrite. Writes refused on
+	// their condition are billed too, and reported by no one.
+	wcu := cap1.Write - cap0.Write + cap1.TransactWrite - cap0.TransactWrite + cap1.ConditionFailed - cap0.ConditionFailed
 	rcu := cap1.Read - cap0.Read
 	sqsReq := float64(sqs1 - sqs0)
 	scale := costReaders / n

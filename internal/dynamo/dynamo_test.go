@@ -667,3 +667,32 @@ func TestDigestUnits(t *testing.T) {
 		t.Errorf("digest of 10 articles: got %.0f WCU and %.1f RCU, want at most 8 and 1", write, read)
 	}
 }
+
+// TestCapacityOfRepeats checks what a repeated page or task costs: every
+// row write is refused on its condition, billed a unit each (counted in
+// ConditionFailed, as DynamoDB reports none), and the marker's two
+// writes; nothing is read.
+func TestCapacityOfRepeats(t *testing.T) {
+	l := newLedger(t, 50)
+	ctx := t.Context()
+	now := time.Now()
+	_, err := l.store.ClaimDeliveries(ctx, l.digestID, l.ids(0, 50), now, now)
+	mustNil(t, err, "ClaimDeliveries")
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"CreateDeliveries again", func() error { _, err := l.store.CreateDeliveries(ctx, l.rows(0, 50)); return err }},
+		{"ClaimDeliveries again", func() error { _, err := l.store.ClaimDeliveries(ctx, l.digestID, l.ids(0, 50), now, now); return err }},
+	}
+	for _, tt := range tests {
+		before := l.store.ConsumedCapacity()
+		mustNil(t, tt.call(), tt.name)
+		after := l.store.ConsumedCapacity()
+		got := dynamo.Capacity{Read: after.Read - before.Read, Write: after.Write - before.Write, ConditionFailed: after.ConditionFailed - before.ConditionFailed}
+		if want := (dynamo.Capacity{Write: 2, ConditionFailed: 50}); got != want {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, want)
+		}
+	}
+	l.wantCounts(t, newsletter.Counters{Total: 50, Sending: 50}, "after the repeats")
+}

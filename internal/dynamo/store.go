@@ -96,12 +96,18 @@ type Capacity struct {
 	// plain one and reports it so; DynamoDB Local reports it at the plain
 	// rate, so against Local the bill is Write + TransactWrite.
 	TransactWrite float64
+	// ConditionFailed is the write units of single-item writes whose
+	// condition did not hold, which DynamoDB bills but does not report
+	// (and which are not in Write): one each, what a ledger row or a
+	// counter shard costs. The ledger calls rely on such writes to leave
+	// rows as they are (a page created again, a row claimed already).
+	ConditionFailed float64
 }
 
-// ConsumedCapacity returns the capacity the store's successful requests
-// have consumed since it was made. Requests that fail (a write whose
-// condition does not hold, a cancelled transaction) are not reported by
-// DynamoDB and so are not counted, although they are billed.
+// ConsumedCapacity returns the capacity the store's requests have
+// consumed since it was made: what successful requests reported, and
+// the estimate of ConditionFailed. A cancelled transaction is not
+// reported by DynamoDB and so is not counted, although it is billed.
 func (s *Store) ConsumedCapacity() Capacity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,6 +133,16 @@ func (s *Store) consumeUnits(write, transact bool, ccs ...types.ConsumedCapacity
 		}
 	} else {
 		s.consumed.Read += n
+	}
+}
+
+// countRefused counts a write refused on its condition in
+// ConditionFailed.
+func (s *Store) countRefused(err error) {
+	if conditionFailed(err) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.consumed.ConditionFailed++
 	}
 }
 
@@ -159,6 +175,7 @@ func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := s.api.putItem(ctx, in)
 	if err != nil {
+		s.countRefused(err)
 		return err
 	}
 	s.consume(true, one(out.ConsumedCapacity)...)
@@ -174,6 +191,7 @@ func (s *Store) updateItem(ctx context.Context, in *dynamodb.UpdateItemInput) (*
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := s.api.updateItem(ctx, in)
 	if err != nil {
+		s.countRefused(err)
 		return nil, err
 	}
 	s.consume(true, one(out.ConsumedCapacity)...)
@@ -185,6 +203,7 @@ func (s *Store) deleteItem(ctx context.Context, in *dynamodb.DeleteItemInput) er
 	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := s.api.deleteItem(ctx, in)
 	if err != nil {
+		s.countRefused(err)
 		return err
 	}
 	s.consume(true, one(out.ConsumedCapacity)...)
