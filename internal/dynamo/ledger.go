@@ -178,10 +178,12 @@ func (s *Store) writeRows(ctx context.Context, digestID string, n int, write fun
 		if wctx.Err() != nil {
 			break
 		}
-		started[i] = true
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i] = write(wctx, i)
+			if wctx.Err() == nil {
+				started[i] = true
+				results[i] = write(wctx, i)
+			}
 		})
 	}
 	wg.Wait()
@@ -265,7 +267,11 @@ func (s *Store) readShards(ctx context.Context, digestID string) (*shardState, e
 				return nil, fmt.Errorf("decode counters: %w", err)
 			}
 			st.sum.Merge(c)
-			sk := it[attrSK].(*types.AttributeValueMemberS).Value
+			skAV, _ := it[attrSK].(*types.AttributeValueMemberS)
+			if skAV == nil {
+				return nil, fmt.Errorf("decode counters: no sort key")
+			}
+			sk := skAV.Value
 			st.seq[sk] = -1
 			if n, ok := it[attrSeq].(*types.AttributeValueMemberN); ok {
 				st.seq[sk], _ = strconv.Atoi(n.Value)
