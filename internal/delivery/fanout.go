@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
@@ -44,15 +45,20 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		if err != nil {
 			return fmt.Errorf("fan out %s: list readers: %w", digestID, err)
 		}
-		ids := make([]string, 0, len(subs))
 		rows := make([]*newsletter.Delivery, 0, len(subs))
+		groups := map[string][]string{} // reader IDs by choice, in ID order
+		var choices []string            // in the order first seen
 		now := e.cfg.Now()
 		for _, s := range subs {
 			if !s.Receives(d.Frequency, sections) {
 				continue
 			}
 			rows = append(rows, &newsletter.Delivery{DigestID: d.ID, SubscriberID: s.ID, Status: newsletter.DeliveryQueued, UpdatedAt: now})
-			ids = append(ids, s.ID)
+			key := choiceKey(s)
+			if _, ok := groups[key]; !ok {
+				choices = append(choices, key)
+			}
+			groups[key] = append(groups[key], s.ID)
 		}
 		// One write for the page; rows left from an earlier try of the
 		// same page stay as they are and are enqueued again.
@@ -64,7 +70,13 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		if err := e.fault(StepLedgerWritten, d.ID, ""); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)
 		}
-		if err := e.enqueue(ctx, d.ID, ids); err != nil {
+		// A send task holds readers of one choice, so of one variant: a
+		// bulk mailer sends it in one call with one template.
+		var tasks []Task
+		for _, key := range choices {
+			tasks = e.appendTasks(tasks, d.ID, groups[key])
+		}
+		if err := e.enqueueTasks(ctx, tasks); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)
 		}
 		if err := e.fault(StepEnqueued, d.ID, ""); err != nil {
@@ -248,13 +260,27 @@ func (e *Engine) Resume(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) enqueue(ctx context.Context, digestID string, ids []string) error {
-	var tasks []Task
+// choiceKey names what a reader chose (format and sections, as given):
+// readers with equal keys get the same variant of any digest.
+func choiceKey(s *newsletter.Subscriber) string {
+	return string(s.Format) + "|" + strings.Join(s.Sections, ",")
+}
+
+// appendTasks appends send tasks of at most BatchSize readers for ids.
+func (e *Engine) appendTasks(tasks []Task, digestID string, ids []string) []Task {
 	for len(ids) > 0 {
 		n := min(len(ids), e.cfg.BatchSize)
 		tasks = append(tasks, Task{Kind: KindSend, DigestID: digestID, SubscriberIDs: ids[:n:n]})
 		ids = ids[n:]
 	}
+	return tasks
+}
+
+func (e *Engine) enqueue(ctx context.Context, digestID string, ids []string) error {
+	return e.enqueueTasks(ctx, e.appendTasks(nil, digestID, ids))
+}
+
+func (e *Engine) enqueueTasks(ctx context.Context, tasks []Task) error {
 	if len(tasks) == 0 {
 		return nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/eml"
@@ -271,7 +270,7 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 // edition per choice (format and sections as the reader gave them) and
 // works the variant out once per choice, not per reader.
 func (t *task) variant(sub *newsletter.Subscriber) (*edition, error) {
-	key := string(sub.Format) + "|" + strings.Join(sub.Sections, ",")
+	key := choiceKey(sub)
 	if ed, ok := t.editions[key]; ok {
 		return ed, nil
 	}

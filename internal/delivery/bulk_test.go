@@ -1,0 +1,79 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+)
+
+// bulkMailer is the fixture's outbox mailer with a SendBulk that hands
+// each message on in turn and records the calls, so the engine's bulk
+// path is tested against the real outbox. throttle names recipients whose
+// first bulk entry answers ErrThrottled.
+type bulkMailer struct {
+	*faultMailer
+	mu       sync.Mutex
+	calls    [][]*eml.Message
+	throttle map[string]bool
+	seen     map[string]bool
+}
+
+func (m *bulkMailer) SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Sent {
+	m.mu.Lock()
+	m.calls = append(m.calls, msgs)
+	m.mu.Unlock()
+	out := make([]eml.Sent, len(msgs))
+	for i, msg := range msgs {
+		m.mu.Lock()
+		first := !m.seen[msg.To]
+		m.seen[msg.To] = true
+		m.mu.Unlock()
+		if first && m.throttle[msg.To] {
+			out[i].Err = fmt.Errorf("entry: %w", eml.ErrThrottled)
+			continue
+		}
+		out[i].MessageID, out[i].Err = m.Send(ctx, msg)
+	}
+	return out
+}
+
+// TestBulkMailer: with a bulk-capable mailer each send task goes out in
+// one call whose messages share one variant's layout, because fan-out
+// makes tasks of readers with one choice; an entry the provider throttles
+// is tried again and sent once.
+func TestBulkMailer(t *testing.T) {
+	f := newFixture(t)
+	formats := []newsletter.Format{newsletter.FormatFull, newsletter.FormatLite, newsletter.FormatText}
+	f.addReaders(t, 45, all, formats...) // choices interleaved by ID
+	bm := &bulkMailer{faultMailer: f.mailer, seen: map[string]bool{}, throttle: map[string]bool{"reader0004@example.com": true, "reader0030@example.com": true}}
+	f.engine = delivery.New(f.store, f.signer, f.renderer, bm, f.queue, f.cfg)
+	d := f.addDigest(t)
+	if err := f.engine.Dispatch(context.Background(), d.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	f.checkOneEach(t, d.ID, 45)
+
+	if len(bm.calls) == 0 {
+		t.Fatal("SendBulk never called")
+	}
+	for i, call := range bm.calls {
+		for _, m := range call[1:] {
+			if m.Layout == nil || m.Layout != call[0].Layout {
+				t.Errorf("call %d mixes layouts: %s and %s", i, call[0].To, m.To)
+				break
+			}
+		}
+		if len(call) > f.cfg.BatchSize {
+			t.Errorf("call %d has %d messages, more than a task's %d", i, len(call), f.cfg.BatchSize)
+		}
+	}
+	if got := f.renderer.Renders(); got != 3 {
+		t.Errorf("renders: got %d, want 3 (one per variant)", got)
+	}
+}
