@@ -10,14 +10,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/feedbackfunc"
 )
 
 func main() {
-	app, err := awsapp.LoadFeedback(context.Background(), os.Getenv, os.Stdout)
+	h, err := feedbackfunc.Load(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet feedback:", err)
 		os.Exit(1)
 	}
-	lambda.Start(app.HandleSNS)
+	lambda.Start(h.HandleSNS)
 }

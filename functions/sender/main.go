@@ -11,10 +11,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/sesmail"
 )
 
 func main() {
-	app, err := awsapp.LoadSender(context.Background(), os.Getenv, os.Stdout)
+	app, err := awsapp.LoadSender(context.Background(), os.Getenv, os.Stdout, awsapp.SenderDeps{Mail: sesmail.New})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet sender:", err)
 		os.Exit(1)

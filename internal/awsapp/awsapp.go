@@ -4,13 +4,15 @@
 // the adapters on them, once per cold start, and holds the handlers the
 // four functions give lambda.Start:
 //
-//	api       (*apifunc.API).Handle  API Gateway HTTP API, payload v2
-//	digest    (*App).HandleDigest    EventBridge Scheduler, or the api function
-//	sender    (*App).HandleSQS       SQS, with partial batch responses
-//	feedback  (*App).HandleSNS       SES event publishing through SNS
+//	api       (*apifunc.API).Handle              API Gateway HTTP API, payload v2
+//	digest    (*App).HandleDigest                EventBridge Scheduler, or the api function
+//	sender    (*App).HandleSQS                   SQS, with partial batch responses
+//	feedback  (*feedbackfunc.Handler).HandleSNS  SES event publishing through SNS
 //
-// The api function's handler is package apifunc's, which adds what only
-// the api links (see LoadAPI).
+// The packages under it hold what only some functions link: apifunc the
+// api's handler, sesmail the SES client (api and sender), feedbackfunc
+// the feedback function, and awsenv what every function builds from its
+// environment (the AWS config, the logger, the store).
 //
 // A handler returns an error only where a retry can help: bad input is
 // logged and acknowledged.
@@ -26,21 +28,17 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/time/rate"
 
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/awsenv"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
-	"github.com/broadsheet-news/broadsheet/internal/dynamo"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/render"
 	"github.com/broadsheet-news/broadsheet/internal/secrets"
-	"github.com/broadsheet-news/broadsheet/internal/ses"
 	"github.com/broadsheet-news/broadsheet/internal/settings"
 	"github.com/broadsheet-news/broadsheet/internal/sqs"
 	"github.com/broadsheet-news/broadsheet/internal/token"
@@ -50,7 +48,7 @@ import (
 // settings (package settings) and the signing key (package secrets).
 const (
 	// EnvTable names the DynamoDB table: every function.
-	EnvTable = "BROADSHEET_TABLE"
+	EnvTable = awsenv.EnvTable
 	// EnvQueueURL is the send queue's URL: digest and sender.
 	EnvQueueURL = "BROADSHEET_QUEUE_URL"
 	// EnvDigestFunction names the digest function the api invokes to fan
@@ -65,7 +63,7 @@ const (
 	EnvSenderConcurrency = "BROADSHEET_SENDER_CONCURRENCY"
 	// EnvLogLevel is the application log level Lambda sets from the
 	// function's LoggingConfig (DEBUG, INFO, WARN, ERROR); INFO when unset.
-	EnvLogLevel = "AWS_LAMBDA_LOG_LEVEL"
+	EnvLogLevel = awsenv.EnvLogLevel
 )
 
 // Function names one of the Lambda functions. It decides what Load
@@ -92,8 +90,9 @@ const (
 )
 
 // App is Broadsheet wired for one Lambda function. Fields a function does
-// not use are nil: the feedback function has only Log, Store and
-// Feedback.
+// not use are nil. The feedback function is built by package
+// feedbackfunc; an App with only Log, Store and Feedback set handles its
+// events too (HandleSNS).
 type App struct {
 	Function Function
 	Settings *settings.Settings
@@ -106,8 +105,8 @@ type App struct {
 }
 
 // Each function has its own loader, and builds only the AWS clients it
-// calls. That is least privilege, and it keeps the bootstraps small, which
-// takes three rules:
+// calls. That is least privilege, and it keeps the bootstraps small and
+// their cold starts short, which takes these rules:
 //
 //   - In a binary that executes templates (api, sender), text/template's
 //     reflection makes the linker keep every exported method of every type
@@ -116,27 +115,41 @@ type App struct {
 //     of the operations it calls, never an SDK client: the DynamoDB and
 //     SES clients cost 1.4 and 1.6 MB that way.
 //   - Importing a package costs its initialisation whatever is called: an
-//     SDK service's schemas (Lambda 0.5 MB, SSM 1.25 MB) and hermes (0.4
-//     MB). This package, which every function imports, imports neither
-//     the Lambda client nor hermes; package apifunc adds them for the api.
-//     No function imports the SSM client: package secrets makes its one
-//     GetParameter call with the SDK's core.
+//     SDK service's schemas (SES 0.6 MB of allocations, Lambda 0.7 MB, SSM
+//     1.25 MB of binary) and hermes. This package, which the api, digest
+//     and sender functions import, imports neither SES, nor the Lambda
+//     client, nor hermes: package sesmail adds SES for the api and the
+//     sender, package apifunc the rest for the api, and the feedback
+//     function imports this package not at all (package feedbackfunc). No
+//     function imports the SSM or Lambda clients: package secrets makes
+//     its one GetParameter call, and apifunc its one Invoke, with the
+//     SDK's core.
+//   - No function imports the SDK's config loader (package awsenv reads
+//     the environment instead): its credential chain links the STS, SSO,
+//     SSO OIDC and Sign-In clients, 1.9 MB.
 //   - Only the functions that send mail build the SES mailer: the digest
 //     function, which only enqueues, holds a mailer that refuses, so that
 //     it links no SES operation (and needs no SES permission).
 //   - The transactional emails are package transactional's, not methods
 //     of the digest renderer, which the sender also holds (1.2 MB).
 
-// LoadFeedback builds the feedback function's app: the store and the
-// feedback processor, nothing else.
-func LoadFeedback(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
-	a, _, err := begin(ctx, FeedbackFunction, getenv, stdout)
-	if err != nil {
-		return nil, err
-	}
-	a.Feedback = feedback.New(a.Store, nil)
-	a.Feedback.Logger = a.Log
-	return a, nil
+// Mail is how the api and sender functions send email, and how fast the
+// sender may: package sesmail builds it on the SES client, which this
+// package does not import.
+type Mail struct {
+	// Mailer sends the emails.
+	Mailer delivery.Mailer
+	// MaxSendRate reads the account's maximum send rate, per second (SES
+	// GetAccount); only the sender's is set.
+	MaxSendRate func(context.Context) (float64, error)
+}
+
+// SenderDeps are what the sender function has and the others do not.
+type SenderDeps struct {
+	// Mail builds the SES mail with cfg, tagging messages with the
+	// configuration set (BROADSHEET_SES_CONFIGURATION_SET, may be empty):
+	// sesmail.New.
+	Mail func(cfg aws.Config, configurationSet string) Mail
 }
 
 // LoadDigest builds the digest function's app: it fans digests out inline,
@@ -161,13 +174,13 @@ func LoadDigest(ctx context.Context, getenv func(string) string, stdout io.Write
 // LoadSender builds the sender function's app: the engine sends through
 // SES at this sender's share of the account's send rate, and puts readers
 // to retry back on the queue.
-func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Writer) (*App, error) {
+func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Writer, deps SenderDeps) (*App, error) {
 	a, cfg, err := begin(ctx, SenderFunction, getenv, stdout)
 	if err != nil {
 		return nil, err
 	}
-	client := sesv2.NewFromConfig(cfg)
-	p, err := a.parts(ctx, cfg, getenv, ses.New(client, getenv(EnvConfigurationSet)))
+	mail := deps.Mail(cfg, getenv(EnvConfigurationSet))
+	p, err := a.parts(ctx, cfg, getenv, mail.Mailer)
 	if err != nil {
 		return nil, err
 	}
@@ -175,21 +188,24 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 		return nil, err
 	}
 	ec := p.engineConfig(a)
-	ec.Limiter = a.limiter(ctx, client, getenv)
+	ec.Limiter = a.limiter(ctx, mail.MaxSendRate, getenv)
 	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, ec)
 	a.service(p, nil, inlineFanout{a.Engine})
 	return a, nil
 }
 
 // APIDeps are what the api function has and the others do not. Package
-// apifunc provides them, so that this package, which every function
-// imports, does not import hermes or the Lambda client.
+// apifunc provides them, so that this package does not import hermes,
+// SES or the Lambda client.
 type APIDeps struct {
+	// Mailer builds the SES mailer with cfg, tagging messages with the
+	// configuration set: sesmail.Mailer.
+	Mailer func(cfg aws.Config, configurationSet string) delivery.Mailer
 	// Transactional builds the transactional emails of the site.
 	Transactional func(render.Site) (newsroom.Transactional, error)
 	// Dispatcher starts a digest's sends through the digest function the
 	// environment names (BROADSHEET_DIGEST_FUNCTION).
-	Dispatcher func(cfg aws.Config, digestFunction string) newsroom.Dispatcher
+	Dispatcher func(cfg aws.Config, digestFunction string) (newsroom.Dispatcher, error)
 }
 
 // LoadAPI builds the api function's app: sends are dispatched to the
@@ -203,7 +219,7 @@ func LoadAPI(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.parts(ctx, cfg, getenv, ses.New(sesv2.NewFromConfig(cfg), getenv(EnvConfigurationSet)))
+	p, err := a.parts(ctx, cfg, getenv, deps.Mailer(cfg, getenv(EnvConfigurationSet)))
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +227,12 @@ func LoadAPI(ctx context.Context, getenv func(string) string, stdout io.Writer, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
+	dispatcher, err := deps.Dispatcher(cfg, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Function, err)
+	}
 	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, nil, p.engineConfig(a))
-	a.service(p, mails, deps.Dispatcher(cfg, name))
+	a.service(p, mails, dispatcher)
 	return a, nil
 }
 
@@ -225,19 +245,23 @@ func need(fn Function, getenv func(string) string, env string) (string, error) {
 	return v, nil
 }
 
-// begin starts every function's app: the logger, the AWS config (which
-// honours AWS_ENDPOINT_URL_<SERVICE>) and the DynamoDB store.
-func begin(ctx context.Context, fn Function, getenv func(string) string, stdout io.Writer) (*App, aws.Config, error) {
+// begin starts every function's app: the logger, the AWS config from the
+// environment (which honours AWS_ENDPOINT_URL_<SERVICE>) and the DynamoDB
+// store.
+func begin(_ context.Context, fn Function, getenv func(string) string, stdout io.Writer) (*App, aws.Config, error) {
 	a := &App{Function: fn, Log: NewLogger(getenv, stdout).With("function", string(fn))}
-	table, err := need(fn, getenv, EnvTable)
-	if err != nil {
+	if _, err := need(fn, getenv, EnvTable); err != nil {
 		return nil, aws.Config{}, err
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsenv.Config(getenv)
 	if err != nil {
 		return nil, aws.Config{}, fmt.Errorf("%s: AWS config: %w", fn, err)
 	}
-	a.Store = dynamo.New(dynamodb.NewFromConfig(cfg), table)
+	store, err := awsenv.Store(cfg, getenv)
+	if err != nil {
+		return nil, aws.Config{}, fmt.Errorf("%s: %w", fn, err)
+	}
+	a.Store = store
 	return a, cfg, nil
 }
 
@@ -297,19 +321,13 @@ func (a *App) service(p *parts, mails newsroom.Transactional, d newsroom.Dispatc
 // names, INFO by default: what CloudWatch reads best, and what a function
 // whose LoggingConfig says LogFormat: JSON must write.
 func NewLogger(getenv func(string) string, w io.Writer) *slog.Logger {
-	var level slog.Level
-	if v := getenv(EnvLogLevel); v != "" {
-		if err := level.UnmarshalText([]byte(v)); err != nil {
-			level = slog.LevelInfo
-		}
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return awsenv.NewLogger(getenv, w)
 }
 
 // limiter paces this sender at its share of the account's send rate, read
-// once from SES GetAccount at cold start.
-func (a *App) limiter(ctx context.Context, client *sesv2.Client, getenv func(string) string) *rate.Limiter {
-	account, err := ses.MaxSendRate(ctx, client)
+// once (SES GetAccount) at cold start.
+func (a *App) limiter(ctx context.Context, maxSendRate func(context.Context) (float64, error), getenv func(string) string) *rate.Limiter {
+	account, err := maxSendRate(ctx)
 	if err != nil || account <= 0 {
 		a.Log.Warn("SES send rate unknown; sending at the fallback rate", "fallback", FallbackSendRate, "err", err)
 		account = FallbackSendRate / SendRateShare

@@ -2,12 +2,10 @@ package awsapp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/broadsheet-news/broadsheet/internal/feedback"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/feedbackfunc"
 	"github.com/broadsheet-news/broadsheet/internal/sqs"
 )
 
@@ -19,26 +17,9 @@ func (a *App) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	return sqs.Handle(ctx, ev, a.Engine, a.Queue), nil
 }
 
-// HandleSNS is the feedback function's handler: each record's Message is
-// one SES event-publishing notification.
-//
-// A notification that cannot be decoded is logged and dropped, not
-// returned as an error: SNS invokes Lambda asynchronously, so an error
-// makes Lambda retry the same bytes twice more and then discard them (or
-// park them on an on-failure destination) — nothing a retry can fix. The
-// message SES sends when the topic is first attached ("Successfully
-// validated SNS topic for Amazon SES event publishing.") is one such. A
-// store error is returned, and the retry is safe because every step of
-// feedback is idempotent.
+// HandleSNS is the feedback function's handler on an App that has Log
+// and Feedback: (*feedbackfunc.Handler).HandleSNS, which says what is
+// dropped and what is retried.
 func (a *App) HandleSNS(ctx context.Context, ev events.SNSEvent) error {
-	for _, r := range ev.Records {
-		err := a.Feedback.Handle(ctx, []byte(r.SNS.Message))
-		switch {
-		case errors.Is(err, feedback.ErrMalformed):
-			a.Log.ErrorContext(ctx, "undecodable SES notification dropped", "snsMessageId", r.SNS.MessageID, "err", err, "message", truncate(r.SNS.Message, 512))
-		case err != nil:
-			return fmt.Errorf("SNS message %s: %w", r.SNS.MessageID, err)
-		}
-	}
-	return nil
+	return (&feedbackfunc.Handler{Log: a.Log, Feedback: a.Feedback}).HandleSNS(ctx, ev)
 }

@@ -1,8 +1,8 @@
 // Package apifunc is the api Lambda function's handler: package awsapp's
 // wiring, plus what only the api function links — the HTTP handler, the
-// transactional emails (hermes) and the Lambda client that starts the
-// digest function. Keeping them out of package awsapp keeps them out of
-// the digest, sender and feedback bootstraps.
+// transactional emails (hermes) and the Lambda Invoke call that starts
+// the digest function. Keeping them out of package awsapp keeps them out
+// of the digest, sender and feedback bootstraps.
 package apifunc
 
 import (
@@ -15,11 +15,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/broadsheet-news/broadsheet/internal/api"
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/sesmail"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/render"
 	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
@@ -36,8 +36,12 @@ func newTransactional(site render.Site) (newsroom.Transactional, error) {
 	return r, nil
 }
 
-func newDispatcher(cfg aws.Config, digestFunction string) newsroom.Dispatcher {
-	return &LambdaDispatcher{Invoke: lambda.NewFromConfig(cfg).Invoke, FunctionName: digestFunction}
+func newDispatcher(cfg aws.Config, digestFunction string) (newsroom.Dispatcher, error) {
+	d, err := NewLambdaDispatcher(cfg, digestFunction)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // API is the api function's handler: the HTTP handler `broadsheet serve`
@@ -92,6 +96,7 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 		}
 	}
 	app, err := awsapp.LoadAPI(ctx, getenv, a.stdout, awsapp.APIDeps{
+		Mailer:        sesmail.Mailer,
 		Transactional: newTransactional,
 		Dispatcher:    newDispatcher,
 	})
