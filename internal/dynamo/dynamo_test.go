@@ -696,3 +696,47 @@ func TestCapacityOfRepeats(t *testing.T) {
 	}
 	l.wantCounts(t, newsletter.Counters{Total: 50, Sending: 50}, "after the repeats")
 }
+
+// TestSubscribersByIDUnits measures the re-read of readers as the engine
+// may ask for them: a task of one variant among six (every sixth reader
+// of a page: BatchGetItem, after a short probe of the range), and the
+// readers of a whole page at once (one range read).
+func TestSubscribersByIDUnits(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const readers, variants = 300, 6
+	var ids []string
+	for i := range readers {
+		s := reader(fmt.Sprintf("%026d", i), fmt.Sprintf("reader.%d@example.com", i), newsletter.StatusConfirmed)
+		s.Sections = []string{"news", "sport"}
+		s.Consent = newsletter.Consent{Time: s.CreatedAt, IP: "192.0.2.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", Source: "form"}
+		s.ConfirmedAt = s.CreatedAt
+		mustNil(t, f.store.CreateSubscriber(ctx, s), "CreateSubscriber")
+		ids = append(ids, s.ID)
+	}
+	var variant []string
+	for i := 0; i < readers; i += variants {
+		variant = append(variant, ids[i])
+	}
+	tests := []struct {
+		name     string
+		ids      []string
+		maxUnits float64
+	}{
+		{"one variant of six, 50 readers", variant, 0.5*50 + 1.5},
+		{"a page of 300 neighbours", ids, 300*0.6/4*0.5 + 2},
+	}
+	for _, tt := range tests {
+		before := f.store.ConsumedCapacity().Read
+		got, err := f.store.SubscribersByID(ctx, tt.ids)
+		mustNil(t, err, "SubscribersByID")
+		units := f.store.ConsumedCapacity().Read - before
+		if slices.Contains(got, nil) {
+			t.Errorf("%s: a reader is missing", tt.name)
+		}
+		t.Logf("%s: %.1f RCU, %.3f per reader", tt.name, units, units/float64(len(tt.ids)))
+		if units > tt.maxUnits {
+			t.Errorf("%s: got %.1f RCU, want at most %.1f", tt.name, units, tt.maxUnits)
+		}
+	}
+}
