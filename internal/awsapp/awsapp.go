@@ -180,6 +180,10 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 		return nil, err
 	}
 	mail := deps.Mail(cfg, getenv(EnvConfigurationSet))
+	// The account's send rate is read while the rest is built: on AWS its
+	// round trip, a TLS handshake included, overlaps the SSM one.
+	limiter := make(chan *rate.Limiter, 1)
+	go func() { limiter <- a.limiter(ctx, mail.MaxSendRate, getenv) }()
 	p, err := a.parts(ctx, cfg, getenv, mail.Mailer)
 	if err != nil {
 		return nil, err
@@ -188,7 +192,7 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 		return nil, err
 	}
 	ec := p.engineConfig(a)
-	ec.Limiter = a.limiter(ctx, mail.MaxSendRate, getenv)
+	ec.Limiter = <-limiter
 	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, ec)
 	a.service(p, nil, inlineFanout{a.Engine})
 	return a, nil
