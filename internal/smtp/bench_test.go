@@ -23,7 +23,9 @@ import (
 )
 
 // sinkEnv, set in the environment of this test binary, makes it an SMTP
-// sink instead (see runSink): "pipelining" or "plain". With
+// sink instead (see runSink) that offers PIPELINING and CHUNKING
+// ("pipelining+chunking"), PIPELINING alone ("pipelining") or neither
+// ("plain"). With
 // sinkEnv_CPUPROFILE=file too, the sink writes its CPU profile there.
 const sinkEnv = "BROADSHEET_SMTP_SINK"
 
@@ -44,8 +46,11 @@ func TestMain(m *testing.M) {
 // the client's alone.
 func runSink(kind string, stdin io.Reader, stdout io.Writer) error {
 	opts := []smtptest.Option{smtptest.CountOnly()}
-	if kind == "plain" {
-		opts = append(opts, smtptest.WithoutPipelining())
+	switch kind {
+	case "pipelining":
+		opts = append(opts, smtptest.WithoutChunking())
+	case "plain":
+		opts = append(opts, smtptest.WithoutPipelining(), smtptest.WithoutChunking())
 	}
 	srv, err := harness.StandIn("smtp-sink", func(tb testing.TB) *smtptest.Server { return smtptest.NewServer(tb, opts...) })
 	if err != nil {
@@ -163,8 +168,17 @@ func BenchmarkSend(b *testing.B) {
 	for _, bc := range []struct {
 		kind string
 		pool int
-	}{{"pipelining", 1}, {"pipelining", 4}, {"plain", 4}} {
-		b.Run(fmt.Sprintf("server=%s/pool=%d", bc.kind, bc.pool), func(b *testing.B) {
+		bulk int // messages a SendBulk call; 0: Send
+	}{
+		{"pipelining+chunking", 1, 0}, {"pipelining+chunking", 4, 0}, {"pipelining+chunking", 4, 50},
+		{"pipelining", 4, 0}, {"pipelining", 4, 50},
+		{"plain", 4, 0},
+	} {
+		name := fmt.Sprintf("server=%s/pool=%d", bc.kind, bc.pool)
+		if bc.bulk > 0 {
+			name += fmt.Sprintf("/bulk=%d", bc.bulk)
+		}
+		b.Run(name, func(b *testing.B) {
 			s := sinks[bc.kind]
 			if s == nil {
 				s = startSink(parent, bc.kind)
@@ -184,12 +198,32 @@ func BenchmarkSend(b *testing.B) {
 			b.ResetTimer()
 			var next atomic.Int64
 			var wg sync.WaitGroup
+			batch := make([]*eml.Message, max(bc.bulk, 1))
+			for i := range batch {
+				batch[i] = msg
+			}
 			for range bc.pool {
 				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						if _, err := m.Send(context.Background(), msg); err != nil {
-							b.Error(err)
+					if bc.bulk == 0 {
+						for next.Add(1) <= int64(b.N) {
+							if _, err := m.Send(context.Background(), msg); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+						return
+					}
+					for {
+						k := next.Add(int64(bc.bulk))
+						n := min(int64(bc.bulk), int64(b.N)-(k-int64(bc.bulk)))
+						if n <= 0 {
 							return
+						}
+						for _, r := range m.SendBulk(context.Background(), batch[:n]) {
+							if r.Err != nil {
+								b.Error(r.Err)
+								return
+							}
 						}
 					}
 				})

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strings"
@@ -14,18 +16,22 @@ import (
 )
 
 // fakeServer is a scripted SMTP server for what smtptest's cannot do: odd
-// but lawful replies. It offers PIPELINING, answers each command with
-// reply(command) (250 unless it says otherwise; DATA 354), and records
-// the commands, one string per connection.
+// but lawful replies, and replies that depend on the recipient. It offers
+// PIPELINING, answers each command with reply(command, line) (250 unless it
+// says otherwise; DATA 354; "." is the end of a message, whose line is its
+// RCPT TO line; "close" hangs up without a reply), and records the
+// commands, one string per connection.
 type fakeServer struct {
-	ln    net.Listener
-	reply func(cmd string) string
-	mu    sync.Mutex
-	log   []*strings.Builder
-	conns []net.Conn
+	ln           net.Listener
+	noPipelining bool // leave PIPELINING out of the EHLO reply
+	chunking     bool // offer CHUNKING: BDAT n LAST gets the "." reply
+	reply        func(cmd, line string) string
+	mu           sync.Mutex
+	log          []*strings.Builder
+	conns        []net.Conn
 }
 
-func newFakeServer(t *testing.T, reply func(cmd string) string) *fakeServer {
+func newFakeServer(t *testing.T, reply func(cmd, line string) string) *fakeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,6 +60,8 @@ func (s *fakeServer) serve(c net.Conn) {
 	s.mu.Unlock()
 	r := bufio.NewReader(c)
 	c.Write([]byte("220 fake\r\n"))
+	var rcpt string
+	var mailOK, rcptOK bool
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -63,20 +71,62 @@ func (s *fakeServer) serve(c net.Conn) {
 		s.mu.Lock()
 		log.WriteString(cmd + " ")
 		s.mu.Unlock()
+		if cmd == "RCPT" {
+			rcpt = line
+		}
 		var out string
 		switch cmd {
 		case "EHLO":
-			out = "250-fake\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+			s.mu.Lock()
+			noPipelining, chunking := s.noPipelining, s.chunking
+			s.mu.Unlock()
+			out = "250-fake\r\n"
+			if !noPipelining {
+				out += "250-PIPELINING\r\n"
+			}
+			if chunking {
+				out += "250-CHUNKING\r\n"
+			}
+			out += "250 8BITMIME\r\n"
+		case "BDAT":
+			// The chunk follows the command, whatever the reply.
+			var size int
+			fmt.Sscanf(strings.Fields(line)[1], "%d", &size)
+			if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
+				return
+			}
+			switch {
+			case !mailOK:
+				out = "503 no MAIL\r\n"
+			case !rcptOK:
+				out = "554 no valid recipients\r\n"
+			default:
+				if out = s.reply(".", rcpt); out == "" {
+					out = "250 queued\r\n"
+				}
+			}
+			mailOK, rcptOK = false, false
 		case "QUIT":
 			c.Write([]byte("221 bye\r\n"))
 			return
 		default:
-			if out = s.reply(cmd); out == "" {
+			if out = s.reply(cmd, line); out == "" {
 				out = "250 ok\r\n"
 				if cmd == "DATA" {
 					out = "354 go\r\n"
 				}
 			}
+			switch ok := strings.HasPrefix(out, "25"); cmd {
+			case "MAIL":
+				mailOK, rcptOK = ok, false
+			case "RCPT":
+				rcptOK = rcptOK || ok
+			case "RSET":
+				mailOK, rcptOK = false, false
+			}
+		}
+		if out == "close" {
+			return
 		}
 		c.Write([]byte(out))
 		if strings.HasPrefix(out, "354") {
@@ -92,8 +142,11 @@ func (s *fakeServer) serve(c net.Conn) {
 			s.mu.Lock()
 			log.WriteString(". ")
 			s.mu.Unlock()
-			if out = s.reply("."); out == "" {
+			if out = s.reply(".", rcpt); out == "" {
 				out = "250 queued\r\n"
+			}
+			if out == "close" {
+				return
 			}
 			c.Write([]byte(out))
 		}
@@ -112,7 +165,7 @@ func (s *fakeServer) commands() []string {
 
 func TestOddReplies(t *testing.T) {
 	t.Run("multi-line replies", func(t *testing.T) {
-		srv := newFakeServer(t, func(cmd string) string {
+		srv := newFakeServer(t, func(cmd, _ string) string {
 			switch cmd {
 			case "MAIL":
 				return "250-sender\r\n250 ok\r\n"
@@ -138,7 +191,7 @@ func TestOddReplies(t *testing.T) {
 		// not gets an empty message ended, and the next transaction
 		// starts with RSET.
 		var n int
-		srv := newFakeServer(t, func(cmd string) string {
+		srv := newFakeServer(t, func(cmd, _ string) string {
 			if cmd == "RCPT" {
 				if n++; n == 1 {
 					return "550-no such user\r\n550 really\r\n"
@@ -160,7 +213,7 @@ func TestOddReplies(t *testing.T) {
 		}
 	})
 	t.Run("421 while idle", func(t *testing.T) {
-		srv := newFakeServer(t, func(string) string { return "" })
+		srv := newFakeServer(t, func(string, string) string { return "" })
 		m := mustMailer(t, "smtp://"+srv.ln.Addr().String())
 		if _, err := m.Send(context.Background(), testMessage("a@example.org")); err != nil {
 			t.Fatal(err)

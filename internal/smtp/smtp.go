@@ -9,15 +9,27 @@
 // a password in clear text except to loopback. The mail transactions are
 // written here, on the session's textproto connection, because net/smtp
 // makes a round trip of every command and copies the message through a
-// byte-at-a-time dot-stuffer: with ESMTP PIPELINING (RFC 2920), which
-// nearly every server offers, MAIL FROM, RCPT TO and DATA go in one write
-// and their replies are read together, then the dot-stuffed message and its
-// final dot go in a second write. A server without PIPELINING gets one
-// command at a time. No RSET is sent between messages unless the last
-// transaction failed half-way. The emersion/go-smtp client would not do: it
-// does not pipeline, and it resets the connection deadline around every
-// command to its own timeouts, which fights a caller's context. The emersion
-// server is still used, in smtptest.
+// byte-at-a-time dot-stuffer:
+//
+//   - with CHUNKING (RFC 3030) and PIPELINING (RFC 2920), as Postfix,
+//     Exchange and Gmail offer them: MAIL FROM, RCPT TO, BDAT and the
+//     message in one write, their replies in one read; one round trip a
+//     message, and no dot-stuffing at either end;
+//   - with PIPELINING alone: MAIL FROM, RCPT TO and DATA in one write, then
+//     the dot-stuffed message and its final dot (and, in SendBulk, the next
+//     message's MAIL, RCPT and DATA) in a second;
+//   - with neither: one command at a time.
+//
+// No RSET is sent between messages unless the last transaction failed
+// half-way. A pooled connection is checked (a non-blocking peek at its
+// socket) before a message is written whole on it, so that one the server
+// closed while it sat idle is replaced rather than given a message whose
+// fate would be unknown.
+//
+// The emersion/go-smtp client would not do: it does not pipeline, and it
+// resets the connection deadline around every command to its own timeouts,
+// which fights a caller's context. The emersion server is still used, in
+// smtptest.
 package smtp
 
 import (
@@ -35,6 +47,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
 )
 
@@ -81,7 +94,7 @@ func WithTimeout(d time.Duration) Option {
 
 // Mailer sends messages over SMTP. It keeps up to its pool size of
 // connections open and reuses them. It is safe for concurrent use; Close
-// it when done.
+// it when done. It implements delivery.BulkMailer.
 type Mailer struct {
 	addr      string // host:port
 	host      string
@@ -99,6 +112,8 @@ type Mailer struct {
 	closed bool
 }
 
+var _ delivery.BulkMailer = (*Mailer)(nil)
+
 // conn is one open SMTP session.
 type conn struct {
 	c  *smtp.Client
@@ -108,6 +123,7 @@ type conn struct {
 	r          *bufio.Reader // c.Text's
 	w          *bufio.Writer // c.Text's
 	pipelining bool
+	chunking   bool   // BDAT (RFC 3030)
 	mailParams string // MAIL FROM parameters, as net/smtp sends them
 
 	// dirty says a transaction may be open on the server (the last one
@@ -119,6 +135,9 @@ type conn struct {
 
 	msg []byte // the message being sent, reused
 	out []byte // what goes in the next write, reused
+
+	deadline
+	peeker
 }
 
 // New returns a Mailer for rawURL: smtp://host:port, or
@@ -164,238 +183,20 @@ func New(rawURL string, opts ...Option) (*Mailer, error) {
 	return m, nil
 }
 
-// Send delivers msg and returns its Message-ID, generated when
-// msg.MessageID is empty (msg itself is not changed). Errors wrap the eml
-// sentinels: eml.ErrThrottled for 421, 450, 451 and 452 replies;
-// eml.ErrRejected for an invalid message or a 5xx reply to MAIL, RCPT or
-// DATA; eml.ErrUnknownOutcome when the connection fails or ctx ends after
-// the whole message was written but before the server answered. Any other
-// error (a failed dial, a TLS or AUTH failure, ctx ending earlier) means the
-// message was not handed over.
-func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, err error) {
-	if msg == nil {
-		return "", fmt.Errorf("smtp: nil message: %w", eml.ErrRejected)
-	}
-	out := *msg
-	if out.MessageID == "" {
-		out.MessageID = eml.NewMessageID(out.From)
-	}
-	from, to, err := out.Envelope() // validates
-	if err != nil {
-		return "", fmt.Errorf("smtp: invalid message: %w: %w", eml.ErrRejected, err)
-	}
-	if err := m.send(ctx, from, to, &out); err != nil {
-		return "", fmt.Errorf("smtp send via %s: %w", m.addr, err)
-	}
-	return out.MessageID, nil
-}
-
-func (m *Mailer) send(ctx context.Context, from, to string, msg *eml.Message) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case m.slots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("wait for connection: %w", ctx.Err())
-	}
-	defer func() { <-m.slots }()
-
-	deadline, hasDeadline := ctx.Deadline()
-	if !hasDeadline {
-		deadline = time.Now().Add(m.timeout)
-	}
-	for retried := false; ; retried = true {
-		var cn *conn
-		if !retried {
-			var err error
-			if cn, err = m.get(); err != nil {
-				return err
-			}
-		}
-		if cn != nil && cn.r.Buffered() > 0 {
-			// The server spoke while the connection was idle: most likely
-			// a 421 before it hung up. Nothing of ours is at stake yet.
-			cn.close()
-			cn = nil
-		}
-		reused := cn != nil
-		if cn == nil {
-			var err error
-			if cn, err = m.dial(ctx, deadline); err != nil {
-				return withContext(ctx, deadline, err)
-			}
-		}
-		usable, err := m.use(ctx, deadline, cn, func() error { return cn.transact(from, to, msg) })
-		if !usable || cn.broken || !reusable(err) {
-			cn.close()
-			// A pooled connection that the server had closed while it was
-			// idle fails at the first write or read, or the first reply
-			// is its 421 farewell; nothing was handed over, so the
-			// message goes on a new connection (not another idle one,
-			// which may be as stale), once.
-			var ne notSentError
-			if reused && !retried && errors.As(err, &ne) && usable && ctx.Err() == nil && time.Now().Before(deadline) {
-				continue
-			}
-			if err != nil {
-				return withContext(ctx, deadline, err)
-			}
-			return nil
-		}
-		m.put(cn)
-		return err
-	}
-}
-
-// use runs fn on cn with the connection deadline set to deadline and cut
-// short if ctx ends. It reports whether cn is still usable: when ctx ended
-// while fn ran, cn's deadline may have been moved into the past, so the
-// caller must close it, whatever fn returned.
-func (m *Mailer) use(ctx context.Context, deadline time.Time, cn *conn, fn func() error) (usable bool, err error) {
-	if err := cn.nc.SetDeadline(deadline); err != nil {
-		return false, err
-	}
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-	err = fn()
-	return stop(), err
-}
-
-// notSentError is a connection failure, or a 421 reply to the first
-// command, before the message was written: the server cannot have
-// accepted the message.
-type notSentError struct{ err error }
-
-func (e notSentError) Error() string { return e.err.Error() }
-func (e notSentError) Unwrap() error { return e.err }
-
-// transact sends one message on an open session and classifies the result.
-// With PIPELINING, RSET (when needed), MAIL, RCPT and DATA go in one write
-// and their replies are read in order; every reply is read even after one
-// fails, so that the session stays in step.
-func (cn *conn) transact(from, to string, msg *eml.Message) error {
-	var err error
-	if cn.msg, err = msg.AppendBytes(cn.msg[:0]); err != nil {
-		return fmt.Errorf("build message: %w: %w", eml.ErrRejected, err)
-	}
-
-	type command struct {
-		name   string
-		expect int
-		err    error
-	}
-	cmds := [4]command{{"RSET", 250, nil}, {"MAIL FROM", 250, nil}, {"RCPT TO", 25, nil}, {"DATA", 354, nil}}
-	first := 1
-	if cn.dirty {
-		first = 0
-	}
-	lines := func(i int, out []byte) []byte {
-		switch i {
-		case 0:
-			return append(out, "RSET\r\n"...)
-		case 1:
-			out = append(append(append(out, "MAIL FROM:<"...), from...), '>')
-			return append(append(out, cn.mailParams...), "\r\n"...)
-		case 2:
-			return append(append(append(out, "RCPT TO:<"...), to...), ">\r\n"...)
-		}
-		return append(out, "DATA\r\n"...)
-	}
-	if cn.pipelining {
-		cn.out = cn.out[:0]
-		for i := first; i < len(cmds); i++ {
-			cn.out = lines(i, cn.out)
-		}
-		if err := cn.write(cn.out); err != nil {
-			return fmt.Errorf("%s: %w", cmds[first].name, notSentError{err})
-		}
-		for i := first; i < len(cmds); i++ {
-			if cmds[i].err = cn.readReply(cmds[i].expect); cn.broken {
-				break
-			}
-		}
-	} else {
-		for i := first; i < len(cmds); i++ {
-			if err := cn.write(lines(i, cn.out[:0])); err != nil {
-				cmds[i].err = err
-				break
-			}
-			if cmds[i].err = cn.readReply(cmds[i].expect); cmds[i].err != nil {
-				break
-			}
-		}
-	}
-
-	// The first failure is the one to report: later commands fail
-	// because of it.
-	failed := -1
-	for i := first; i < len(cmds); i++ {
-		if cmds[i].err != nil {
-			failed = i
-			break
-		}
-	}
-	if failed >= 0 {
-		var te *textproto.Error
-		err := cmds[failed].err
-		switch {
-		case !errors.As(err, &te):
-			// The connection failed before the message was written.
-			return fmt.Errorf("%s: %w", cmds[failed].name, notSentError{err})
-		case failed == first && te.Code == 421:
-			// The server is closing the session before the first
-			// command; on a pooled connection, most likely because it
-			// sat idle too long.
-			return fmt.Errorf("%s: %w", cmds[failed].name, notSentError{classify(err, true)})
-		}
-		if cn.broken {
-			return fmt.Errorf("%s: %w", cmds[failed].name, classify(err, failed > 0))
-		}
-		if cmds[1].err == nil {
-			cn.dirty = true // MAIL was accepted: a transaction is open
-		}
-		if cmds[3].err == nil && cn.pipelining {
-			// The server took DATA although an earlier command failed;
-			// end the empty message, which has no recipient.
-			if err := cn.write([]byte(".\r\n")); err == nil {
-				cn.readReply(250)
-			}
-		}
-		return fmt.Errorf("%s: %w", cmds[failed].name, classify(err, failed > 0))
-	}
-	cn.dirty = false
-
-	cn.out = appendDotStuffed(cn.out[:0], cn.msg)
-	if err := cn.write(cn.out); err != nil {
-		// The final dot cannot have been taken: a failed write leaves the
-		// tail of the data, dot and all, unsent.
-		return fmt.Errorf("write message: %w", err)
-	}
-	// A reply is classified; anything else (a read failure, a timeout)
-	// leaves the outcome unknown, since the server may have taken the
-	// message.
-	if err := cn.readReply(250); err != nil {
-		var te *textproto.Error
-		if errors.As(err, &te) {
-			return fmt.Errorf("end of data: %w", classify(err, true))
-		}
-		return fmt.Errorf("end of data: %w: %w", eml.ErrUnknownOutcome, err)
-	}
-	return nil
-}
-
 // write writes b and flushes it: one write to the connection, since the
-// session's buffered writer passes a large b straight through.
-func (cn *conn) write(b []byte) error {
-	if _, err := cn.w.Write(b); err != nil {
-		cn.broken = true
-		return err
+// session's buffered writer passes a large b straight through. On error
+// it returns how much of b the connection took, as far as it can tell.
+func (cn *conn) write(b []byte) (written int, err error) {
+	n, err := cn.w.Write(b)
+	if err == nil {
+		err = cn.w.Flush()
+		// What the buffer holds after a failed flush did not leave.
+		n = len(b) - cn.w.Buffered()
 	}
-	if err := cn.w.Flush(); err != nil {
+	if err != nil {
 		cn.broken = true
-		return err
 	}
-	return nil
+	return n, err
 }
 
 // readReply reads one reply, as textproto's ReadResponse would, without
@@ -488,16 +289,21 @@ func appendDotStuffed(dst, msg []byte) []byte {
 	if len(msg) > 0 && msg[0] == '.' {
 		dst = append(dst, '.')
 	}
-	for {
-		i := bytes.Index(msg, []byte("\n."))
-		if i < 0 {
+	// Dots are rarer than line breaks (a QP line is at most 76 octets):
+	// IndexByte stops at each dot and looks behind it.
+	last := 0
+	for i := 1; i < len(msg); i++ {
+		j := bytes.IndexByte(msg[i:], '.')
+		if j < 0 {
 			break
 		}
-		dst = append(dst, msg[:i+2]...)
-		dst = append(dst, '.')
-		msg = msg[i+2:]
+		if i += j; msg[i-1] == '\n' {
+			dst = append(dst, msg[last:i+1]...)
+			dst = append(dst, '.')
+			last = i + 1
+		}
 	}
-	dst = append(dst, msg...)
+	dst = append(dst, msg[last:]...)
 	if !ended {
 		dst = append(dst, '\r', '\n')
 	}
@@ -519,17 +325,6 @@ func classify(err error, inTransaction bool) error {
 		return fmt.Errorf("%w: %w", eml.ErrRejected, err)
 	}
 	return err
-}
-
-// reusable reports whether a connection is still good after a send that
-// returned err: after a success or an ordinary reply it is; after 421 (the
-// server is closing) or a broken connection it is not.
-func reusable(err error) bool {
-	if err == nil {
-		return true
-	}
-	var te *textproto.Error
-	return errors.As(err, &te) && te.Code != 421 && !errors.Is(err, eml.ErrUnknownOutcome)
 }
 
 // withContext adds ctx's error to err when ctx ended or its deadline
@@ -593,6 +388,7 @@ func (m *Mailer) dial(ctx context.Context, deadline time.Time) (*conn, error) {
 func (cn *conn) ready() {
 	cn.r, cn.w = cn.c.Text.R, cn.c.Text.W
 	cn.pipelining, _ = cn.c.Extension("PIPELINING")
+	cn.chunking, _ = cn.c.Extension("CHUNKING")
 	// The same parameters as net/smtp's Client.Mail.
 	if ok, _ := cn.c.Extension("8BITMIME"); ok {
 		cn.mailParams += " BODY=8BITMIME"

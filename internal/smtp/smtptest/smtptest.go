@@ -6,8 +6,9 @@
 // Like Postfix's smtpd, the server holds its replies back until it is about
 // to wait for input, so the replies to a client's pipelined commands
 // (RFC 2920) go back in one write rather than one each. It advertises
-// PIPELINING unless told not to, and counts the reads in which a client
-// sent a command before the reply to the one before, and the RSETs.
+// PIPELINING and CHUNKING (BDAT, RFC 3030) unless told not to, and counts
+// the reads in which a client sent a command before the reply to the one
+// before, and the RSETs.
 package smtptest
 
 import (
@@ -25,6 +26,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +89,12 @@ func WithoutPipelining() Option {
 	return func(s *Server) { s.noPipelining = true }
 }
 
+// WithoutChunking makes the server leave CHUNKING (BDAT, RFC 3030) out of
+// its EHLO reply, on plain connections, as WithoutPipelining does.
+func WithoutChunking() Option {
+	return func(s *Server) { s.noChunking = true }
+}
+
 // Server is an SMTP server listening on 127.0.0.1. Its methods are safe for
 // concurrent use.
 type Server struct {
@@ -101,6 +109,7 @@ type Server struct {
 	pass         string
 	countOnly    bool
 	noPipelining bool
+	noChunking   bool
 
 	conns     atomic.Int64
 	pipelined atomic.Int64
@@ -468,13 +477,14 @@ type conn struct {
 	opaque  bool    // TLS started: the stream can no longer be read
 	inData  bool    // between a 354 reply and the end of the message
 	tail    [4]byte // the last bytes of message data, for an end split over reads
+	chunk   int64   // what is left of a BDAT chunk
 	partial []byte  // the start of a command line split over reads
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.s.noPipelining && !c.opaque && string(p) == "250-PIPELINING\r\n" {
+	if !c.opaque && (c.s.noPipelining && string(p) == "250-PIPELINING\r\n" || c.s.noChunking && string(p) == "250-CHUNKING\r\n") {
 		return len(p), nil
 	}
 	if !c.opaque && bytes.HasPrefix(p, []byte("354")) {
@@ -516,52 +526,65 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
-// note reads what a client sent: the end of message data, and outside it
-// the command lines. It is called with c.mu held.
+// note reads what a client sent: message data (up to the end of DATA, or
+// a BDAT chunk's length) and, outside it, the command lines. It is called
+// with c.mu held.
 func (c *conn) note(b []byte) {
 	if c.opaque || len(b) == 0 {
 		return
 	}
-	if !c.inData && len(c.partial) == 0 && b[0] == 0x16 {
+	if !c.inData && c.chunk == 0 && len(c.partial) == 0 && b[0] == 0x16 {
 		c.opaque = true // a TLS handshake record: STARTTLS succeeded
 		return
 	}
-	if c.inData {
-		end := -1
-		// The end of data may straddle the previous read.
-		var edge [8]byte
-		k := copy(edge[:], c.tail[:])
-		k += copy(edge[k:], b)
-		if i := bytes.Index(edge[:k], []byte("\r\n.\r\n")); i >= 0 {
-			end = i + 5 - len(c.tail)
-		} else if i := bytes.Index(b, []byte("\r\n.\r\n")); i >= 0 {
-			end = i + 5
-		}
-		if end < 0 {
-			if len(b) >= 4 {
-				copy(c.tail[:], b[len(b)-4:])
-			} else {
-				copy(c.tail[:], append(c.tail[len(b):], b...))
-			}
-			return
-		}
-		c.inData = false
-		b = b[end:]
-	}
 	lines := 0
 	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			c.partial = append(c.partial, b...)
-			break
+		switch {
+		case c.inData:
+			end := -1
+			// The end of data may straddle the previous read.
+			var edge [8]byte
+			k := copy(edge[:], c.tail[:])
+			k += copy(edge[k:], b)
+			if i := bytes.Index(edge[:k], []byte("\r\n.\r\n")); i >= 0 {
+				end = i + 5 - len(c.tail)
+			} else if i := bytes.Index(b, []byte("\r\n.\r\n")); i >= 0 {
+				end = i + 5
+			}
+			if end < 0 {
+				var t [8]byte
+				n := copy(t[:], c.tail[:])
+				n += copy(t[n:], b[max(0, len(b)-4):])
+				copy(c.tail[:], t[n-4:n])
+				b = nil
+				continue
+			}
+			c.inData = false
+			b = b[end:]
+		case c.chunk > 0:
+			n := min(c.chunk, int64(len(b)))
+			c.chunk -= n
+			b = b[n:]
+		default:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				c.partial = append(c.partial, b...)
+				b = nil
+				continue
+			}
+			line := append(c.partial, b[:i+1]...)
+			c.partial = line[:0]
+			b = b[i+1:]
+			lines++
+			verb, arg, _ := strings.Cut(strings.TrimSpace(string(line)), " ")
+			switch strings.ToUpper(verb) {
+			case "RSET":
+				c.s.resets.Add(1)
+			case "BDAT":
+				size, _, _ := strings.Cut(arg, " ")
+				c.chunk, _ = strconv.ParseInt(size, 10, 64)
+			}
 		}
-		line := append(c.partial, b[:i+1]...)
-		c.partial = line[:0]
-		lines++
-		if len(line) >= 4 && strings.EqualFold(string(line[:4]), "RSET") {
-			c.s.resets.Add(1)
-		}
-		b = b[i+1:]
 	}
 	if lines > 1 || lines == 1 && len(c.partial) > 0 {
 		c.s.pipelined.Add(1)
