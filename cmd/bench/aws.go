@@ -35,7 +35,7 @@ const (
 )
 
 // senderBatch is the sender's SQS batch size (template.yaml).
-const senderBatch = 10
+const senderBatch = 5
 
 // stack is the three stand-ins and clients for them.
 type stack struct {

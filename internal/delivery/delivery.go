@@ -108,8 +108,8 @@ type Config struct {
 	Letterhead  Letterhead
 	LinkTTL     time.Duration // lifetime of links in emails: 400 days
 	Lease       time.Duration // how long a claim holds a row: 2 minutes
-	BatchSize   int           // readers per send task: 50
-	PageSize    int           // readers read per fan-out page: 500
+	BatchSize   int           // readers per send task: 100
+	PageSize    int           // readers read per fan-out page: 1000
 	MaxAttempts int           // sends tried per reader before the row fails: 8
 	Now         func() time.Time
 	Logger      *slog.Logger
@@ -162,10 +162,15 @@ func (c *Config) defaults() {
 		c.Lease = 2 * time.Minute
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 50
+		// A task's store work is three calls whatever its size, and on
+		// DynamoDB each call also costs two counter writes: 100 readers
+		// keep that under 0.05 units a reader (SES bulk calls take 50, so
+		// a task is two calls at once). A crash leaves a task's rows
+		// uncertain, so this is also the most readers one crash can.
+		c.BatchSize = 100
 	}
 	if c.PageSize <= 0 {
-		c.PageSize = 500
+		c.PageSize = newsletter.MaxPageSize
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
