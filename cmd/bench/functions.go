@@ -36,7 +36,7 @@ const startRuns = 10
 
 // runFunctions prints one line per function:
 //
-//	BENCH function=api bootstrap_mb=… start_to_ready_ms=… host_mb=… init_ms=… invoke_ms=… warm_invoke_ms=… aws_calls=… init_aws_ms=… invoke_aws_ms=… invoke_own_ms=… rie_start_to_ready_ms=… min_ms=… max_ms=…
+//	BENCH function=api bootstrap_mb=… start_to_ready_ms=… host_mb=… init_ms=… invoke_ms=… warm_invoke_ms=… init_cpu_ms=… invoke_cpu_ms=… aws_calls=… init_aws_ms=… invoke_aws_ms=… invoke_own_ms=… rie_start_to_ready_ms=… min_ms=… max_ms=…
 //
 // The fields:
 //   - bootstrap_mb: the stripped bootstrap that is deployed, built by the
@@ -50,6 +50,9 @@ const startRuns = 10
 //     itself, calls to the stand-ins included, and warm_invoke_ms the same
 //     event invoked again in the same process (what the stand-ins and the
 //     handler cost once connections are open and nothing is lazy).
+//     init_cpu_ms and invoke_cpu_ms are the CPU time the bootstrap used
+//     in each (all its threads, from /proc), which what else runs on the
+//     machine hardly changes: the figure to compare two builds by.
 //   - aws_calls, init_aws_ms and invoke_aws_ms: the calls to the stand-ins
 //     until the first answer, and the time spent in them during init and
 //     during the first invocation, measured in ten more cold starts whose
@@ -127,7 +130,7 @@ func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		var ready, inits, invokes, warm, rieReady []time.Duration
+		var ready, inits, invokes, warm, rieReady, initCPU, invokeCPU []time.Duration
 		for range startRuns {
 			d, err := startToReady(ctx, rie, boot, env, event)
 			if err != nil {
@@ -139,6 +142,7 @@ func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) er
 				return fmt.Errorf("function %s under the bench's Runtime API: %w", fn.name, err)
 			}
 			ready, inits, invokes, warm = append(ready, s.ready), append(inits, s.init), append(invokes, s.invoke), append(warm, s.warm)
+			initCPU, invokeCPU = append(initCPU, s.initCPU), append(invokeCPU, s.invokeCPU)
 		}
 		var calls []int
 		var initAWS, invokeAWS, invokeOwn []time.Duration
@@ -161,8 +165,9 @@ func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) er
 			ops = append(ops, fmt.Sprintf("%s %.1fms", c.op, ms(c.end.Sub(c.start))))
 		}
 		fmt.Fprintf(stderr, "bench: %s calls AWS until its first answer: %s\n", fn.name, strings.Join(ops, ", "))
-		fmt.Fprintf(stdout, "BENCH function=%s bootstrap_mb=%.1f start_to_ready_ms=%.1f host_mb=%.1f init_ms=%.1f invoke_ms=%.1f warm_invoke_ms=%.1f aws_calls=%d init_aws_ms=%.1f invoke_aws_ms=%.1f invoke_own_ms=%.1f rie_start_to_ready_ms=%.1f min_ms=%.1f max_ms=%.1f\n",
+		fmt.Fprintf(stdout, "BENCH function=%s bootstrap_mb=%.1f start_to_ready_ms=%.1f host_mb=%.1f init_ms=%.1f invoke_ms=%.1f warm_invoke_ms=%.1f init_cpu_ms=%.1f invoke_cpu_ms=%.1f aws_calls=%d init_aws_ms=%.1f invoke_aws_ms=%.1f invoke_own_ms=%.1f rie_start_to_ready_ms=%.1f min_ms=%.1f max_ms=%.1f\n",
 			fn.name, mb(arm64), ms(median(ready)), mb(host.Size()), ms(median(inits)), ms(median(invokes)), ms(median(warm)),
+			ms(median(initCPU)), ms(median(invokeCPU)),
 			calls[len(calls)/2], ms(median(initAWS)), ms(median(invokeAWS)), ms(median(invokeOwn)),
 			ms(median(rieReady)), ms(slices.Min(ready)), ms(slices.Max(ready)))
 	}
@@ -289,6 +294,9 @@ type start struct {
 	init   time.Duration // exec to the first GET next
 	invoke time.Duration // the first next to its response
 	warm   time.Duration // the second invocation's next to its response
+	// The CPU time the bootstrap used until the first next, and from
+	// there to the first response.
+	initCPU, invokeCPU time.Duration
 }
 
 // coldStart runs bootstrap with AWS_LAMBDA_RUNTIME_API pointing at a
@@ -310,6 +318,7 @@ func coldStart(ctx context.Context, bootstrap string, env []string, event []byte
 	if err := cmd.Start(); err != nil {
 		return start{}, err
 	}
+	api.pid.Store(int64(cmd.Process.Pid))
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	defer func() {
@@ -327,6 +336,7 @@ func coldStart(ctx context.Context, bootstrap string, env []string, event []byte
 		}
 		if i == 0 {
 			s.ready, s.init, s.invoke = inv.Answered.Sub(t0), inv.Next.Sub(t0), inv.Answered.Sub(inv.Next)
+			s.initCPU, s.invokeCPU = inv.CPUNext, inv.CPUAnswered-inv.CPUNext
 		} else {
 			s.warm = inv.Answered.Sub(inv.Next)
 		}
