@@ -49,11 +49,15 @@ type Message struct {
 	Tags map[string]string
 }
 
-// reserved are the headers Bytes writes from a Message's fields, in
-// canonical form.
-var reserved = map[string]struct{}{
-	"From": {}, "To": {}, "Cc": {}, "Bcc": {}, "Reply-To": {}, "Subject": {},
-	"Message-Id": {}, "Date": {}, "Mime-Version": {}, "Content-Type": {}, "Content-Transfer-Encoding": {},
+// reserved reports whether a header field (its name in canonical form) is
+// one Bytes writes from a Message's fields.
+func reserved(name string) bool {
+	switch name {
+	case "From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Message-Id", "Date",
+		"Mime-Version", "Content-Type", "Content-Transfer-Encoding":
+		return true
+	}
+	return false
 }
 
 // Validate checks that the message can be sent as it is: addresses parse,
@@ -108,7 +112,7 @@ func (m *Message) validate() (*sender, error) {
 		}
 		// An extra header must not replace or add to the ones the fields
 		// set: a stray To or Bcc would send the message elsewhere.
-		if _, ok := reserved[name]; ok {
+		if reserved(name) {
 			return nil, fmt.Errorf("header %q is set by the message, not as an extra header", h.Name)
 		}
 		crlf = crlf || hasCRLF(h.Value)
@@ -259,18 +263,14 @@ func (m *Message) appendLayout(dst []byte, s *sender) ([]byte, bool) {
 	if !p.fast {
 		return dst, false
 	}
-	// The length of each value as spliced into the text and the HTML.
-	var lenBuf [8]int
-	textLen, htmlLen := lenBuf[:0:4], lenBuf[4:4]
-	if len(m.Values) > 4 {
-		textLen, htmlLen = nil, nil
-	}
 	for _, v := range m.Values {
 		if hasCRLF(v) || (p.boundary != "" && strings.Contains(v, p.boundary)) {
 			return dst, false
 		}
-		textLen, htmlLen = append(textLen, len(v)), append(htmlLen, escapedLen(v))
 	}
+	// The length of each value as spliced into the text and the HTML.
+	var lens [8]int
+	textLen, htmlLen := valueLens(&lens, m.Values, p.html.src != nil)
 	if p.text.filled && p.text.splicedLen(textLen) == 0 ||
 		p.html.filled && p.html.splicedLen(htmlLen) == 0 {
 		return dst, false
@@ -316,10 +316,10 @@ func (m *Message) appendLayout(dst []byte, s *sender) ([]byte, bool) {
 	dst = append(dst, "\r\n"...)
 
 	dst = append(dst, p.pre...)
-	dst = p.textQP.append(dst, &p.text, m.Values, false)
+	dst = p.textQP.append(dst, &p.text, m.Values, textLen, false)
 	if p.html.src != nil {
 		dst = append(dst, p.mid...)
-		dst = p.htmlQP.append(dst, &p.html, m.Values, true)
+		dst = p.htmlQP.append(dst, &p.html, m.Values, htmlLen, true)
 	}
 	return append(dst, p.post...), true
 }

@@ -108,18 +108,39 @@ func (m *Message) Bodies() (htmlBody, text []byte) {
 		// An unusable layout (Validate reports why) has no slots.
 		return bytes.Clone(m.Layout.HTML), bytes.Clone(m.Layout.Text)
 	}
-	n := len(p.text.src) + p.text.grow(m.Values, false)
+	var lens [8]int
+	textLen, htmlLen := valueLens(&lens, m.Values, p.html.src != nil)
+	n := p.text.splicedLen(textLen)
 	if p.html.src != nil {
-		n += len(p.html.src) + p.html.grow(m.Values, true)
+		n += p.html.splicedLen(htmlLen)
 	}
 	buf := make([]byte, 0, n)
 	if p.html.src != nil {
-		buf = p.html.appendSpliced(buf, m.Values, true)
+		buf = p.html.appendSpliced(buf, m.Values, htmlLen, true)
 		htmlBody = buf[:len(buf):len(buf)]
 	}
 	start := len(buf)
-	buf = p.text.appendSpliced(buf, m.Values, false)
+	buf = p.text.appendSpliced(buf, m.Values, textLen, false)
 	return htmlBody, buf[start:len(buf):len(buf)]
+}
+
+// valueLens returns the length of each value as spliced into the text
+// and, when html, HTML-escaped into the HTML; for up to four values they
+// are kept in buf.
+func valueLens(buf *[8]int, values []string, html bool) (textLen, htmlLen []int) {
+	textLen, htmlLen = buf[:0:4], buf[4:4]
+	if len(values) > 4 {
+		textLen, htmlLen = make([]int, 0, len(values)), make([]int, 0, len(values))
+	}
+	for _, v := range values {
+		textLen = append(textLen, len(v))
+		if html {
+			htmlLen = append(htmlLen, escapedLen(v))
+		} else {
+			htmlLen = append(htmlLen, len(v))
+		}
+	}
+	return textLen, htmlLen
 }
 
 // slot is one placeholder in a body: where it starts and which one.
@@ -188,44 +209,34 @@ func value(values []string, i int) string {
 	return ""
 }
 
-// grow returns how much longer the body gets once values are spliced in.
-func (b *body) grow(values []string, escape bool) int {
-	n := 0
+// splicedLen returns the body's length once values of the lengths vlen
+// are spliced in (a missing value is empty).
+func (b *body) splicedLen(vlen []int) int {
+	n := len(b.src)
 	for _, s := range b.slots {
-		v := value(values, s.idx)
-		if escape {
-			n += escapedLen(v)
-		} else {
-			n += len(v)
+		if s.idx < len(vlen) {
+			n += vlen[s.idx]
 		}
 		n -= b.plen[s.idx]
 	}
 	return n
 }
 
-// splicedLen returns the body's length once values of the lengths vlen
-// are spliced in.
-func (b *body) splicedLen(vlen []int) int {
-	n := len(b.src)
-	for _, s := range b.slots {
-		n += vlen[s.idx] - b.plen[s.idx]
-	}
-	return n
-}
-
 // appendSpliced appends the body to dst with the values in place of the
-// placeholders.
-func (b *body) appendSpliced(dst []byte, values []string, escape bool) []byte {
-	return appendSlots(dst, b.src, b.slots, b.plen, values, escape)
+// placeholders; vlen are their lengths as spliced.
+func (b *body) appendSpliced(dst []byte, values []string, vlen []int, escape bool) []byte {
+	return appendSlots(dst, b.src, b.slots, b.plen, values, vlen, escape)
 }
 
 // appendSlots appends src with each slot's placeholder (of length
-// plen[idx], at an offset into src) replaced by its value.
-func appendSlots(dst, src []byte, slots []slot, plen []int, values []string, escape bool) []byte {
+// plen[idx], at an offset into src) replaced by its value, HTML-escaped
+// when escape is set and the value's spliced length vlen[idx] says it
+// needs to be.
+func appendSlots(dst, src []byte, slots []slot, plen []int, values []string, vlen []int, escape bool) []byte {
 	last := 0
 	for _, s := range slots {
 		dst = append(dst, src[last:s.off]...)
-		if v := value(values, s.idx); escape {
+		if v := value(values, s.idx); escape && vlen[s.idx] != len(v) {
 			dst = appendEscaped(dst, v)
 		} else {
 			dst = append(dst, v...)
@@ -239,15 +250,13 @@ func appendSlots(dst, src []byte, slots []slot, plen []int, values []string, esc
 func escapedLen(s string) int {
 	n := len(s)
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '<', '>':
-			n += 3
-		case '&', '\'', '"':
-			n += 4
-		}
+		n += int(escapeGrowth[s[i]])
 	}
 	return n
 }
+
+// escapeGrowth is how much longer html.EscapeString makes each byte.
+var escapeGrowth = [256]uint8{'<': 3, '>': 3, '&': 4, '\'': 4, '"': 4}
 
 // appendEscaped appends html.EscapeString(s) to dst without allocating.
 func appendEscaped(dst []byte, s string) []byte {

@@ -274,14 +274,15 @@ func (q *qpBody) bound(b *body, vlen []int) int {
 	return n
 }
 
-// append appends the body's encoding with values spliced in.
-func (q *qpBody) append(dst []byte, b *body, values []string, escape bool) []byte {
+// append appends the body's encoding with values (of spliced lengths
+// vlen) spliced in.
+func (q *qpBody) append(dst []byte, b *body, values []string, vlen []int, escape bool) []byte {
 	var scratch [2048]byte
 	last := 0
 	for _, part := range q.parts {
 		dst = append(dst, q.static[last:part.end]...)
 		last = part.end
-		line := appendSlots(scratch[:0], part.tail, part.slots, b.plen, values, escape)
+		line := appendSlots(scratch[:0], part.tail, part.slots, b.plen, values, vlen, escape)
 		dst, _ = appendQP(dst, line, part.col)
 	}
 	return append(dst, q.static[last:]...)
