@@ -33,13 +33,19 @@ import (
 )
 
 // discard is the discard mode's mailer: it builds the message's MIME bytes,
-// as SMTP and the outbox do, and drops them.
+// as the SMTP mailer does (into a buffer it reuses), and drops them.
 type discard struct{}
 
+var discardBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 func (discard) Send(_ context.Context, m *eml.Message) (string, error) {
-	if _, err := m.Bytes(); err != nil {
+	buf := discardBuffers.Get().(*[]byte)
+	defer discardBuffers.Put(buf)
+	b, err := m.AppendBytes((*buf)[:0])
+	if err != nil {
 		return "", fmt.Errorf("discard: %v: %w", err, eml.ErrRejected)
 	}
+	*buf = b
 	return m.MessageID, nil
 }
 
