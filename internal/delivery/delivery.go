@@ -224,7 +224,14 @@ type Engine struct {
 	domain   string // of the letterhead's From, for Message-IDs
 
 	mu       sync.Mutex
-	editions map[string]*edition // by digest ID + variant key
+	editions map[string]*edition     // by digest ID + variant key
+	digests  map[string]recentDigest // by ID: reads the send tasks share
+}
+
+// recentDigest is a digest as read at a time.
+type recentDigest struct {
+	d    *newsletter.Digest
+	read time.Time
 }
 
 // edition is a digest rendered for one variant, shared by every reader of
@@ -245,7 +252,7 @@ const maxEditions = 256
 func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, q Queue, cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg,
-		domain: eml.Domain(cfg.Letterhead.From), editions: map[string]*edition{}}
+		domain: eml.Domain(cfg.Letterhead.From), editions: map[string]*edition{}, digests: map[string]recentDigest{}}
 }
 
 // SetQueue sets the queue fan-out writes to.

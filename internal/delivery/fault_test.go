@@ -415,6 +415,7 @@ func TestPausedOnBounceRate(t *testing.T) {
 	if c := f.counts(t, d.ID); c.Bounced != 1 || c.Sent != 19 {
 		t.Fatalf("counters %+v, want 1 bounced (the duplicates count once), 19 sent", c)
 	}
+	time.Sleep(delivery.RecheckAfter) // the pause reaches the sender within that
 	f.queue.Enqueue(ctx, tasks[4:]...)
 	f.drain(t)
 	if c := f.counts(t, d.ID); c.Queued != 20 {

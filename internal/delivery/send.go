@@ -29,13 +29,13 @@ var (
 	errPaused = errors.New("digest paused")
 )
 
-// recheckAfter is how long a send task goes on from its last read of its
-// digest's status and of its readers before reading them again. At full
-// speed a task of 50 readers takes well under that and reads each once;
-// held back by the rate limiter it reads them again, so that a pause, an
-// unsubscribe or a changed preference stops its sends within a fraction
-// of a second. It is real time, not Config.Now.
-const recheckAfter = 250 * time.Millisecond
+// RecheckAfter is how old a read of a digest's status or of a task's
+// readers may be when a message goes out. At full speed a task of 100
+// readers takes well under that and reads each once, and the tasks of one
+// digest share a read of it; held back by the rate limiter a task reads
+// them again. So a pause, an unsubscribe or a changed preference stops
+// sends within RecheckAfter. It is real time, not Config.Now.
+const RecheckAfter = 250 * time.Millisecond
 
 // settleTimeout bounds the final write of a task's outcomes when the
 // task's own context has ended: the outcomes of messages that left are
@@ -63,7 +63,7 @@ const pausedByProvider = "the mail provider is not accepting mail (sending pause
 // the mailer answers eml.ErrPaused, the digest is paused, and the row and
 // the rest of the task handed back to the queue the same way.
 func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []string) (retry []string, err error) {
-	d, err := e.store.Digest(ctx, digestID)
+	d, err := e.recentDigest(ctx, digestID)
 	if err != nil {
 		if newsletter.ErrorCode(err) == newsletter.ENOTFOUND {
 			e.cfg.Logger.Warn("send task for a missing digest dropped", "digest", digestID)
@@ -99,6 +99,42 @@ func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []stri
 		return t.retry, nil
 	}
 	return t.retry, e.finish(ctx, digestID)
+}
+
+// recentDigest returns the digest as read at most RecheckAfter ago: the
+// queue workers' tasks of one digest share a read, instead of decoding the
+// digest (its articles and all) once per task. A pause is seen as late as
+// a task that is running already sees it (within RecheckAfter); the
+// engine's own pauses are seen at once.
+func (e *Engine) recentDigest(ctx context.Context, id string) (*newsletter.Digest, error) {
+	e.mu.Lock()
+	c, ok := e.digests[id]
+	e.mu.Unlock()
+	// Only a sending digest is shared: any other status is read afresh,
+	// so that a digest resumed a moment after a pause never has its tasks
+	// acknowledged unsent.
+	if ok && c.d.Status == newsletter.DigestSending && time.Since(c.read) < RecheckAfter {
+		return c.d, nil
+	}
+	read := time.Now()
+	d, err := e.store.Digest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if len(e.digests) >= maxEditions {
+		clear(e.digests)
+	}
+	e.digests[id] = recentDigest{d: d, read: read}
+	e.mu.Unlock()
+	return d, nil
+}
+
+// forgetDigest drops the digest's shared read, after the engine changed it.
+func (e *Engine) forgetDigest(id string) {
+	e.mu.Lock()
+	delete(e.digests, id)
+	e.mu.Unlock()
 }
 
 // task is one send task on its way through the ledger protocol.
@@ -192,7 +228,7 @@ func (t *task) run(ctx context.Context) error {
 			t.releaseAll(msgs[i:], true)
 			return ctx.Err()
 		}
-		if i > 0 && time.Since(t.read) > recheckAfter {
+		if i > 0 && time.Since(t.read) > RecheckAfter {
 			// Held back (by the limiter, or a slow provider): look again
 			// at the digest and at the readers still to send to.
 			rest, err := t.recheck(ctx, msgs[i:])
@@ -375,6 +411,7 @@ func (t *task) outcome(ctx context.Context, row *newsletter.Delivery, msgID stri
 		e.cfg.Logger.Warn("mail provider refuses to send", "digest", t.d.ID, "err", err)
 		t.release(row, false)
 		paused, perr := newsletter.PauseDigest(ctx, e.store, t.d.ID, pausedByProvider, e.cfg.Now())
+		e.forgetDigest(t.d.ID)
 		if perr != nil {
 			// The digest may not be paused: try the reader again later.
 			e.cfg.Logger.Error("pause digest", "digest", t.d.ID, "err", perr)
