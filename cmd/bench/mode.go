@@ -24,6 +24,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/gctune"
 	"github.com/broadsheet-news/broadsheet/internal/harness"
 	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
@@ -71,18 +72,24 @@ func cpuTime() time.Duration {
 // VmHWM is the peak resident set; RssAnon and RssFile split the resident
 // set now into the heap and stacks, and mapped files (bbolt maps its
 // whole data file, and the pages it touched count as resident).
-func status(field string) float64 {
+func status(field string) float64 { return statusFields(field)[0] }
+
+// statusFields is status for several fields, from one read of the file.
+func statusFields(fields ...string) []float64 {
+	out := make([]float64, len(fields))
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0
+		return out
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
+	for line := range strings.Lines(string(b)) {
+		for i, field := range fields {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				out[i] = kb / 1024
+			}
 		}
 	}
-	return 0
+	return out
 }
 
 // profile starts a CPU profile when path is set; the function it returns
@@ -102,7 +109,7 @@ func profile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// memPeaks samples the resident set's two parts every 20 ms, to tell which
+// memPeaks samples the resident set's two parts every 50 ms, to tell which
 // one VmHWM's peak came from: the heap and stacks (RssAnon) or mapped
 // files (RssFile, bbolt's data file).
 type memPeaks struct {
@@ -116,10 +123,11 @@ func watchMemory() *memPeaks {
 	p := &memPeaks{stop: make(chan struct{})}
 	start := time.Now()
 	go func() {
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			a, f := status("RssAnon"), status("RssFile")
+			v := statusFields("RssAnon", "RssFile")
+			a, f := v[0], v[1]
 			p.mu.Lock()
 			if f > p.file {
 				p.file, p.fileAt = f, time.Since(start)
@@ -170,6 +178,8 @@ func (f figures) line() string {
 // runMode runs one mode at cfg.N readers in this process and prints its
 // line.
 func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	// The collector as the laptop binary and the functions set it.
+	gctune.Apply(os.Getenv)
 	if cfg.Mode == "aws" {
 		return runAWS(ctx, cfg, stdout, stderr)
 	}

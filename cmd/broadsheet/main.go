@@ -11,10 +11,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/broadsheet-news/broadsheet/internal/gctune"
+
 	_ "time/tzdata" // time zones work on machines without a zoneinfo database
 )
 
 func main() {
+	gctune.Apply(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
