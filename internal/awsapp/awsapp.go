@@ -133,14 +133,14 @@ type App struct {
 //   - The transactional emails are package transactional's, not methods
 //     of the digest renderer, which the sender also holds (1.2 MB).
 
-// Mail is how the api and sender functions send email, and how fast the
-// sender may: package sesmail builds it on the SES client, which this
-// package does not import.
+// Mail is how the sender function sends email and how fast it may:
+// package sesmail builds it on the SES client, which this package does
+// not import.
 type Mail struct {
 	// Mailer sends the emails.
 	Mailer delivery.Mailer
 	// MaxSendRate reads the account's maximum send rate, per second (SES
-	// GetAccount); only the sender's is set.
+	// GetAccount).
 	MaxSendRate func(context.Context) (float64, error)
 }
 
