@@ -82,10 +82,11 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	engine := delivery.New(store, signer, renderer, m, nil, delivery.Config{
-		Letterhead: cfg.Letterhead(),
-		Logger:     log,
-		Now:        cfg.now,
-		Reconciler: reconciler,
+		Letterhead:  cfg.Letterhead(),
+		Logger:      log,
+		Now:         cfg.now,
+		Reconciler:  reconciler,
+		FanoutPages: memqueue.FanoutPages,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)

@@ -77,3 +77,39 @@ func TestBulkMailer(t *testing.T) {
 		t.Errorf("renders: got %d, want 3 (one per variant)", got)
 	}
 }
+
+// TestFanoutHandsOn: with FanoutPages set, a fan-out task walks that many
+// pages and puts the rest of the walk behind its send tasks; every reader
+// still gets one copy and the digest ends sent.
+func TestFanoutHandsOn(t *testing.T) {
+	f := newFixture(t, func(_ *fixture, c *delivery.Config) { c.FanoutPages = 1 })
+	f.addReaders(t, 45, all) // pages of 10
+	d := f.addDigest(t)
+	ctx := context.Background()
+	if err := f.engine.Dispatch(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	fanouts, maxQueued := 0, 0
+	for round := 0; round < 100; round++ {
+		tasks := f.queue.take()
+		if len(tasks) == 0 {
+			break
+		}
+		maxQueued = max(maxQueued, len(tasks))
+		for _, task := range tasks {
+			if task.Kind == delivery.KindFanout {
+				fanouts++
+			}
+			if _, err := f.engine.Handle(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.checkOneEach(t, d.ID, 45)
+	if fanouts != 5 {
+		t.Errorf("fan-out tasks: got %d, want 5 (one per page of 10)", fanouts)
+	}
+	if maxQueued > 3 {
+		t.Errorf("at most %d tasks queued at once, want 3 at most (a page's two send tasks and the walk's next step)", maxQueued)
+	}
+}

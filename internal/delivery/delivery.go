@@ -110,6 +110,13 @@ type Config struct {
 	Lease       time.Duration // how long a claim holds a row: 2 minutes
 	BatchSize   int           // readers per send task: 100
 	PageSize    int           // readers read per fan-out page: 1000
+	// FanoutPages, when positive, is how many pages one fan-out task
+	// walks before it hands the rest of the walk to a new fan-out task at
+	// the back of the queue, behind the send tasks it enqueued: on a queue
+	// that holds its backlog in memory, fan-out then stays that many pages
+	// ahead of the senders instead of queueing the whole list at once.
+	// Zero walks every page in one task (SQS holds the backlog).
+	FanoutPages int
 	MaxAttempts int           // sends tried per reader before the row fails: 8
 	Now         func() time.Time
 	Logger      *slog.Logger

@@ -39,7 +39,7 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 	}
 	sections := d.Sections()
 	filter := newsletter.SubscriberFilter{Status: newsletter.StatusConfirmed, Frequency: d.Frequency}
-	cursor := d.FanoutCursor
+	cursor, pages := d.FanoutCursor, 0
 	for {
 		subs, next, err := e.store.Subscribers(ctx, filter, newsletter.Page{Cursor: cursor, Limit: e.cfg.PageSize})
 		if err != nil {
@@ -100,6 +100,14 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 				return e.sweepAndFinish(ctx, d.ID, saved.Pauses)
 			}
 			return e.finish(ctx, d.ID)
+		}
+		if pages++; e.cfg.FanoutPages > 0 && pages >= e.cfg.FanoutPages {
+			// The rest of the walk goes behind this walk's send tasks. Its
+			// cursor is saved: if this enqueue is lost, Resume goes on.
+			if err := e.Dispatch(ctx, d.ID); err != nil {
+				return fmt.Errorf("fan out %s: hand on: %w", digestID, err)
+			}
+			return nil
 		}
 		cursor = next
 	}

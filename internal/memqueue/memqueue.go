@@ -90,6 +90,11 @@ func (q *Queue) Close() {
 	q.wg.Wait()
 }
 
+// FanoutPages is the delivery.Config.FanoutPages for an engine on this
+// queue: the queue holds its backlog in memory, so fan-out stays two
+// pages (2,000 readers at the default page size) ahead of the senders.
+const FanoutPages = 2
+
 // Enqueue adds tasks. It never blocks. After Close it drops them, as Close
 // drops those queued.
 func (q *Queue) Enqueue(_ context.Context, tasks ...delivery.Task) error {
