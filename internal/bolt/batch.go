@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -26,19 +25,12 @@ func (s *Store) CreateDeliveries(ctx context.Context, rows []*newsletter.Deliver
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	digestID := ""
-	for _, d := range rows {
-		if d == nil || d.DigestID == "" || d.SubscriberID == "" {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "Delivery digest and subscriber IDs are required.")
-		}
-		if digestID == "" {
-			digestID = d.DigestID
-		} else if d.DigestID != digestID {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "Deliveries created together must be of one digest.")
-		}
+	digestID, err := newsletter.DeliveriesDigest(rows)
+	if err != nil {
+		return nil, err
 	}
 	created := make([]bool, len(rows))
-	err := s.group.update(func(tx *bbolt.Tx) error {
+	err = s.group.update(func(tx *bbolt.Tx) error {
 		clear(created) // a change may run twice (see groupCommit)
 		b, err := tx.Bucket(bucketDeliveries).CreateBucketIfNotExists([]byte(digestID))
 		if err != nil {
@@ -136,10 +128,8 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, o := range outcomes {
-		if o.SubscriberID == "" || !slices.Contains(newsletter.DeliveryStatuses, o.Status) {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "An outcome needs a subscriber ID and a delivery status.")
-		}
+	if err := newsletter.CheckOutcomes(outcomes); err != nil {
+		return nil, err
 	}
 	written := make([]bool, len(outcomes))
 	if digestID == "" || len(outcomes) == 0 {

@@ -105,11 +105,11 @@ var Steps = []Step{StepLedgerWritten, StepEnqueued, StepClaimed, StepMailed, Ste
 
 // Config tunes the engine; zero fields take the defaults shown.
 type Config struct {
-	Letterhead  Letterhead
-	LinkTTL     time.Duration // lifetime of links in emails: 400 days
-	Lease       time.Duration // how long a claim holds a row: 2 minutes
-	BatchSize   int           // readers per send task: 100
-	PageSize    int           // readers read per fan-out page: 1000
+	Letterhead Letterhead
+	LinkTTL    time.Duration // lifetime of links in emails: 400 days
+	Lease      time.Duration // how long a claim holds a row: 2 minutes
+	BatchSize  int           // readers per send task: 100
+	PageSize   int           // readers read per fan-out page: 1000
 	// FanoutPages, when positive, is how many pages one fan-out task
 	// walks before it hands the rest of the walk to a new fan-out task at
 	// the back of the queue, behind the send tasks it enqueued: on a queue
@@ -117,7 +117,7 @@ type Config struct {
 	// ahead of the senders instead of queueing the whole list at once.
 	// Zero walks every page in one task (SQS holds the backlog).
 	FanoutPages int
-	MaxAttempts int           // sends tried per reader before the row fails: 8
+	MaxAttempts int // sends tried per reader before the row fails: 8
 	Now         func() time.Time
 	Logger      *slog.Logger
 	Limiter     Limiter // optional

@@ -35,17 +35,12 @@ func (s *Store) CreateDeliveries(ctx context.Context, rows []*newsletter.Deliver
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	digestID := ""
+	digestID, err := newsletter.DeliveriesDigest(rows)
+	if err != nil {
+		return nil, err
+	}
 	items := make([]item, len(rows))
 	for i, d := range rows {
-		if d == nil || d.DigestID == "" || d.SubscriberID == "" {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "Delivery digest and subscriber IDs are required.")
-		}
-		if digestID == "" {
-			digestID = d.DigestID
-		} else if d.DigestID != digestID {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "Deliveries created together must be of one digest.")
-		}
 		it, err := encodeDelivery(d, 1)
 		if err != nil {
 			return nil, err
@@ -170,10 +165,8 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, o := range outcomes {
-		if o.SubscriberID == "" || !slices.Contains(newsletter.DeliveryStatuses, o.Status) {
-			return nil, newsletter.Errorf(newsletter.EINVALID, "An outcome needs a subscriber ID and a delivery status.")
-		}
+	if err := newsletter.CheckOutcomes(outcomes); err != nil {
+		return nil, err
 	}
 	written := make([]bool, len(outcomes))
 	if digestID == "" || len(outcomes) == 0 {

@@ -1,6 +1,9 @@
 package newsletter
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // DeliveryStatus is where one reader's copy of one digest stands in the
 // ledger: queued → sending (under a lease) → sent | skipped | failed | unknown.
@@ -113,4 +116,35 @@ func (c *Counters) Merge(o Counters) {
 // Settled returns the number of rows no longer in flight.
 func (c Counters) Settled() int64 {
 	return c.Sent + c.Skipped + c.Failed + c.Bounced + c.Complained
+}
+
+// DeliveriesDigest checks the rows of a CreateDeliveries call and returns
+// their digest's ID: EINVALID for a row without its keys, or rows of more
+// than one digest. Every store checks the call with it, so that all of
+// them refuse the same calls.
+func DeliveriesDigest(rows []*Delivery) (string, error) {
+	digestID := ""
+	for _, d := range rows {
+		if d == nil || d.DigestID == "" || d.SubscriberID == "" {
+			return "", Errorf(EINVALID, "Delivery digest and subscriber IDs are required.")
+		}
+		if digestID == "" {
+			digestID = d.DigestID
+		} else if d.DigestID != digestID {
+			return "", Errorf(EINVALID, "Deliveries created together must be of one digest.")
+		}
+	}
+	return digestID, nil
+}
+
+// CheckOutcomes checks the outcomes of a SettleDeliveries call: EINVALID
+// for one without a subscriber ID or with a status that is not one of
+// DeliveryStatuses.
+func CheckOutcomes(outcomes []Outcome) error {
+	for _, o := range outcomes {
+		if o.SubscriberID == "" || !slices.Contains(DeliveryStatuses, o.Status) {
+			return Errorf(EINVALID, "An outcome needs a subscriber ID and a delivery status.")
+		}
+	}
+	return nil
 }
