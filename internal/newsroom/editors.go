@@ -2,10 +2,13 @@ package newsroom
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/token"
@@ -61,4 +64,48 @@ func (s *Service) CreateEditorToken(ctx context.Context, name string, scopes []s
 func (s *Service) EditorTokens(ctx context.Context) ([]*newsletter.EditorToken, error) {
 	ts, err := s.store.EditorTokens(ctx)
 	return ts, wrap("editor tokens", err)
+}
+
+// EditorSessionTTL is how long a console sign-in lasts.
+const EditorSessionTTL = 12 * time.Hour
+
+// StartEditorSession signs an editor in to the console with the secret of
+// an editor token and returns the session value for the cookie, with its
+// expiry. The session names the token by its hash and carries a random
+// nonce, so that each sign-in is a new session. EUNAUTHORIZED as
+// Authenticate.
+func (s *Service) StartEditorSession(ctx context.Context, secret string) (session string, t *newsletter.EditorToken, expires time.Time, err error) {
+	if t, err = s.Authenticate(ctx, secret); err != nil {
+		return "", nil, time.Time{}, err
+	}
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", nil, time.Time{}, fmt.Errorf("editor session: %w", err)
+	}
+	expires = s.cfg.Now().Add(EditorSessionTTL)
+	return s.signer.Sign(token.EditorSession, t.Hash+"."+hex.EncodeToString(nonce[:]), expires), t, expires, nil
+}
+
+// EditorSession returns the editor token a console session belongs to.
+// The token is read again each time, so revoking it ends its sessions.
+// EUNAUTHORIZED for a malformed, forged or expired session, or a revoked
+// token.
+func (s *Service) EditorSession(ctx context.Context, session string) (*newsletter.EditorToken, error) {
+	ended := newsletter.Errorf(newsletter.EUNAUTHORIZED, "Your session has ended. Please sign in again.")
+	id, err := s.signer.Verify(session, token.EditorSession, s.cfg.Now())
+	if err != nil {
+		return nil, ended
+	}
+	hash, _, ok := strings.Cut(id, ".")
+	if !ok {
+		return nil, ended
+	}
+	t, err := s.store.EditorTokenByHash(ctx, hash)
+	switch {
+	case newsletter.ErrorCode(err) == newsletter.ENOTFOUND:
+		return nil, ended
+	case err != nil:
+		return nil, fmt.Errorf("editor session: %w", err)
+	}
+	return t, nil
 }

@@ -226,6 +226,45 @@ func (s *Service) Unsubscribe(ctx context.Context, tok string) (*newsletter.Subs
 	return sub, nil
 }
 
+// UndoWindow is how long after unsubscribing a reader may take it back
+// from the goodbye page. The unsubscribe link lives for months and travels
+// in every forwarded digest; without a window anyone holding an old copy
+// could put a reader who left back on the list.
+const UndoWindow = 7 * 24 * time.Hour
+
+// Resubscribe undoes an unsubscribe, with the token of the unsubscribe
+// link: a reader who had confirmed is confirmed again, one who never had
+// is pending again. It is idempotent: a reader who is on the list stays as
+// they are. ECONFLICT for a bounced or complained address, and for an
+// unsubscribe older than UndoWindow (that reader signs up again, with a
+// fresh confirmation).
+func (s *Service) Resubscribe(ctx context.Context, tok string) (*newsletter.Subscriber, error) {
+	sub, err := s.ReaderByToken(ctx, tok, token.Unsubscribe)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	sub, err = s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
+		switch {
+		case sub.Suppressed():
+			return newsletter.Errorf(newsletter.ECONFLICT, "We can no longer send email to this address.")
+		case sub.Status != newsletter.StatusUnsubscribed:
+			return nil
+		case now.Sub(sub.UnsubscribedAt) > UndoWindow:
+			return newsletter.Errorf(newsletter.ECONFLICT, "It is too late to undo this. Please sign up again.")
+		}
+		sub.Status, sub.UnsubscribedAt, sub.UpdatedAt = newsletter.StatusPending, time.Time{}, now
+		if !sub.ConfirmedAt.IsZero() {
+			sub.Status = newsletter.StatusConfirmed
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("resubscribe", err)
+	}
+	return sub, nil
+}
+
 // UpdatePreferences saves a reader's choices. It does not change whether
 // the reader is subscribed.
 func (s *Service) UpdatePreferences(ctx context.Context, tok string, p Preferences) (*newsletter.Subscriber, error) {

@@ -44,6 +44,9 @@ const (
 	Confirm     Purpose = "confirm"
 	Unsubscribe Purpose = "unsubscribe"
 	Preferences Purpose = "preferences"
+	// EditorSession signs the editors' console session cookie, whose ID is
+	// not a subscriber's: the purpose keeps it from working as a reader link.
+	EditorSession Purpose = "editor-session"
 )
 
 const (
