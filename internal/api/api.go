@@ -143,11 +143,15 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /confirm", h.confirm)
 	m.HandleFunc("GET /unsubscribe", h.unsubscribePage)
 	m.HandleFunc("POST /unsubscribe", h.unsubscribe)
+	m.HandleFunc("POST /unsubscribe/undo", h.undoUnsubscribe)
 	m.HandleFunc("GET /preferences", h.preferencesPage)
 	m.HandleFunc("POST /preferences", h.savePreferences)
 	m.HandleFunc("GET /archive", h.archive)
 	m.HandleFunc("GET /archive/{id}", h.archivedDigest)
 	m.HandleFunc("GET /healthz", h.healthz)
+
+	// The editors' console: pages behind a cookie session.
+	h.consoleRoutes(m)
 
 	// Editors' API: every route needs the edit scope; sending also needs
 	// the send scope, checked where it applies.

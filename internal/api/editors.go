@@ -251,6 +251,12 @@ func (h *handler) getDigest(w http.ResponseWriter, r *http.Request, _ *newslette
 // previewDigest returns the digest exactly as a reader of ?format= who chose
 // ?sections=a,b gets it: HTML, or plain text for format=text.
 func (h *handler) previewDigest(w http.ResponseWriter, r *http.Request, _ *newsletter.EditorToken) {
+	h.writePreview(w, r)
+}
+
+// writePreview answers with the preview that ?format= and ?sections= ask
+// for, of the digest named in the path; the API and the console share it.
+func (h *handler) writePreview(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	format, err := newsletter.ParseFormat(q.Get("format"))
 	if err != nil {

@@ -18,10 +18,13 @@ import (
 // pages holds the parsed page templates and the Content-Security-Policy
 // they are served with.
 type pages struct {
-	site   string
-	css    template.CSS
-	csp    string
-	byName map[string]*template.Template
+	site string
+	css  template.CSS
+	csp  string
+	// consoleCSP is csp plus frame-src 'self': the console shows a
+	// digest's preview in a frame.
+	consoleCSP string
+	byName     map[string]*template.Template
 }
 
 // parsePages parses every page with the layout from templates.FS.
@@ -45,7 +48,8 @@ func parsePages(site string) (*pages, error) {
 	// the shared layout.
 	for _, name := range []string{
 		"signup", "inbox", "confirm", "confirmed", "unsubscribe", "unsubscribed",
-		"preferences", "archive", "error",
+		"preferences", "archive", "error", "resubscribed",
+		"console-signin", "console", "console-article", "console-digest",
 	} {
 		t, err := base.Clone()
 		if err != nil {
@@ -62,6 +66,7 @@ func parsePages(site string) (*pages, error) {
 	sum := sha256.Sum256(css)
 	p.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
 		"img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+	p.consoleCSP = p.csp + "; frame-src 'self'"
 	return p, nil
 }
 
@@ -83,6 +88,13 @@ type pageData struct {
 
 	Digests []*newsletter.Digest
 	Next    string
+
+	// Refresh, in seconds, makes the page reload itself: the console's
+	// digest page does while the digest is going out, so that its counters
+	// move without JavaScript.
+	Refresh int
+	// Console is what the editors' console pages show; nil on reader pages.
+	Console *consoleView
 }
 
 // choice is one checkbox or radio button.
@@ -104,6 +116,25 @@ func formatLabel(f newsletter.Format) string {
 	return string(f)
 }
 
+// frequencyLabel describes a frequency on the forms. Frequencies come from
+// newsletter.Frequencies, so one added there shows up here with its name
+// capitalised until it is given a description.
+func frequencyLabel(f newsletter.Frequency) string {
+	switch f {
+	case newsletter.Daily:
+		return "Daily: one email a day"
+	case newsletter.Weekly:
+		return "Weekly: one email a week"
+	case "instant": // newsletter.Instant, once it lands
+		return "Instant: an email as each story is published"
+	}
+	label := string(f)
+	if label != "" {
+		label = strings.ToUpper(label[:1]) + label[1:]
+	}
+	return label
+}
+
 // choices fills the section, frequency and format choices of a form.
 func (h *handler) choices(d *pageData, sections []string, freq newsletter.Frequency, format newsletter.Format) {
 	for _, s := range h.svc.Sections() {
@@ -113,11 +144,7 @@ func (h *handler) choices(d *pageData, sections []string, freq newsletter.Freque
 		freq = newsletter.Daily
 	}
 	for _, f := range newsletter.Frequencies {
-		label := string(f)
-		if label != "" {
-			label = strings.ToUpper(label[:1]) + label[1:]
-		}
-		d.Frequencies = append(d.Frequencies, choice{string(f), label, f == freq})
+		d.Frequencies = append(d.Frequencies, choice{string(f), frequencyLabel(f), f == freq})
 	}
 	if format == "" {
 		format = newsletter.FormatFull
@@ -148,7 +175,11 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Security-Policy", h.pages.csp)
+	csp := h.pages.csp
+	if d.Console != nil {
+		csp = h.pages.consoleCSP
+	}
+	hdr.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -214,7 +214,31 @@ func (h *handler) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, r, http.StatusOK, map[string]string{"status": string(newsletter.StatusUnsubscribed)})
 		return
 	}
-	h.render(w, r, http.StatusOK, "unsubscribed", &pageData{Message: "You will get no more emails from us."})
+	// The goodbye page offers to undo, with the same token: a reader who
+	// pressed the button by mistake gets back in one more press.
+	h.render(w, r, http.StatusOK, "unsubscribed", &pageData{Message: "You will get no more emails from us.", Token: tok})
+}
+
+// undoUnsubscribe is the goodbye page's "undo": it puts the reader back on
+// the list with the unsubscribe link's token, and only with it. Pressing it
+// twice is fine.
+func (h *handler) undoUnsubscribe(w http.ResponseWriter, r *http.Request) {
+	tokenPage(w)
+	tok, err := requestToken(w, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	s, err := h.svc.Resubscribe(r.Context(), tok)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if wantsJSON(r) {
+		h.writeJSON(w, r, http.StatusOK, map[string]string{"status": string(s.Status)})
+		return
+	}
+	h.render(w, r, http.StatusOK, "resubscribed", &pageData{Email: s.Email, Frequency: string(s.Frequency), Saved: s.Status == newsletter.StatusConfirmed})
 }
 
 // preferencesPage shows the reader's choices in a form.
@@ -239,6 +263,22 @@ func (h *handler) renderPreferences(w http.ResponseWriter, r *http.Request, s *n
 	h.render(w, r, http.StatusOK, "preferences", d)
 }
 
+// refusePreferences shows the preferences form again, as the reader filled
+// it in, with what to fix; nothing was saved. When the token itself is bad
+// there is no form to show, and the error page says so.
+func (h *handler) refusePreferences(w http.ResponseWriter, r *http.Request, tok string, p newsroom.Preferences, refusal error) {
+	s, err := h.svc.ReaderByToken(r.Context(), tok, token.Preferences)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	d := &pageData{Email: s.Email, Token: tok, Message: newsletter.ErrorMessage(refusal)}
+	freq, _ := newsletter.ParseFrequency(p.Frequency)
+	format, _ := newsletter.ParseFormat(p.Format)
+	h.choices(d, p.Sections, freq, format)
+	h.render(w, r, statusOf(newsletter.ErrorCode(refusal)), "preferences", d)
+}
+
 // preferencesBody is the JSON shape of a reader's preferences.
 type preferencesBody struct {
 	Sections  []string `json:"sections"`
@@ -250,8 +290,9 @@ type preferencesBody struct {
 func (h *handler) savePreferences(w http.ResponseWriter, r *http.Request) {
 	tokenPage(w)
 	var (
-		p   newsroom.Preferences
-		tok = r.URL.Query().Get("token")
+		p    newsroom.Preferences
+		tok  = r.URL.Query().Get("token")
+		form bool
 	)
 	switch mt := mediaType(r.Header.Get("Content-Type")); {
 	case isJSONType(mt):
@@ -266,6 +307,7 @@ func (h *handler) savePreferences(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, err)
 			return
 		}
+		form = true
 		f := r.PostForm
 		if t := f.Get("token"); t != "" {
 			tok = t
@@ -281,6 +323,10 @@ func (h *handler) savePreferences(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.svc.UpdatePreferences(r.Context(), tok, p)
 	if err != nil {
+		if form && !wantsJSON(r) && newsletter.ErrorCode(err) == newsletter.EINVALID {
+			h.refusePreferences(w, r, tok, p, err)
+			return
+		}
 		h.writeError(w, r, err)
 		return
 	}
