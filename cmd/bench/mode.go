@@ -235,7 +235,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	log := logger(cfg, stderr)
-	engine := p.Engine(store, m, nil, delivery.Config{Logger: log, FanoutPages: memqueue.FanoutPages})
+	engine := p.Engine(store, m, nil, delivery.Config{Logger: log, FanoutPages: memqueue.FanoutPages, BatchSize: bolt.SendTaskSize})
 	q := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(q)
 	svc := p.Service(store, noMail{}, engine, engine, log)

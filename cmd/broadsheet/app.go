@@ -87,6 +87,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		Now:         cfg.now,
 		Reconciler:  reconciler,
 		FanoutPages: memqueue.FanoutPages,
+		BatchSize:   bolt.SendTaskSize,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)

@@ -12,9 +12,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/gctune"
 )
 
 func main() {
+	gctune.Apply(os.Getenv) // see internal/gctune: a send allocates per reader, holds little
 	app, err := awsapp.LoadDigest(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet digest:", err)

@@ -12,9 +12,11 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/awsapp/sesmail"
+	"github.com/broadsheet-news/broadsheet/internal/gctune"
 )
 
 func main() {
+	gctune.Apply(os.Getenv) // see internal/gctune: a send allocates per reader, holds little
 	app, err := awsapp.LoadSender(context.Background(), os.Getenv, os.Stdout, awsapp.SenderDeps{Mail: sesmail.New})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet sender:", err)

@@ -39,18 +39,27 @@ func (s *Store) CreateDeliveries(ctx context.Context, rows []*newsletter.Deliver
 		// Fan-out pages come in subscriber ID order, which bbolt fills
 		// pages best with; FillPercent only matters for appends.
 		b.FillPercent = 0.9
+		// Read every key first (see walker), then write.
+		w := newWalker(b)
+		seen := make(map[string]bool, len(rows))
 		var c newsletter.Counters
 		for i, d := range rows {
-			key := []byte(d.SubscriberID)
-			if b.Get(key) != nil {
+			if seen[d.SubscriberID] || w.get([]byte(d.SubscriberID)) != nil {
 				continue
 			}
-			if err := putDelivery(b, key, d); err != nil {
-				return fmt.Errorf("create deliveries %s: %w", digestID, err)
-			}
+			seen[d.SubscriberID] = true
 			created[i] = true
 			c.Total++
 			c.Add(d.Status, 1)
+		}
+		buf := make([]byte, 0, 64*len(rows))
+		for i, d := range rows {
+			if !created[i] {
+				continue
+			}
+			if buf, err = putDelivery(b, []byte(d.SubscriberID), d, buf); err != nil {
+				return fmt.Errorf("create deliveries %s: %w", digestID, err)
+			}
 		}
 		return addCounts(tx, digestID, func(have *newsletter.Counters) { have.Merge(c) })
 	})
@@ -76,16 +85,25 @@ func (s *Store) ClaimDeliveries(ctx context.Context, digestID string, ids []stri
 		if b == nil {
 			return nil
 		}
+		// Read and claim every row first (see walker), then write those
+		// claimed. A repeated ID shares its first position's record, so
+		// it is seen as claimed already.
+		w := newWalker(b)
+		rows := make(map[string]*newsletter.Delivery, len(ids))
 		var claimed int64
 		for i, id := range ids {
 			if id == "" {
 				continue
 			}
-			d, err := getDelivery(b, digestID, []byte(id))
-			if err != nil || d == nil {
-				if err != nil {
+			d, ok := rows[id]
+			if !ok {
+				var err error
+				if d, err = decodeDelivery(w.get([]byte(id)), digestID, id); err != nil {
 					return fmt.Errorf("claim deliveries %s: %w", digestID, err)
 				}
+				rows[id] = d
+			}
+			if d == nil {
 				continue
 			}
 			claims[i].Row = d
@@ -94,14 +112,21 @@ func (s *Store) ClaimDeliveries(ctx context.Context, digestID string, ids []stri
 			}
 			d.Status, d.LeaseUntil, d.UpdatedAt = newsletter.DeliverySending, leaseUntil, now
 			d.Attempts++
-			if err := putDelivery(b, []byte(id), d); err != nil {
-				return fmt.Errorf("claim deliveries %s: %w", digestID, err)
-			}
 			claims[i].Claimed = true
 			claimed++
 		}
 		if claimed == 0 {
 			return nil
+		}
+		buf := make([]byte, 0, 64*int(claimed))
+		for i, c := range claims {
+			if !c.Claimed {
+				continue
+			}
+			var err error
+			if buf, err = putDelivery(b, []byte(ids[i]), c.Row, buf); err != nil {
+				return fmt.Errorf("claim deliveries %s: %w", digestID, err)
+			}
 		}
 		return addCounts(tx, digestID, func(c *newsletter.Counters) {
 			c.Queued -= claimed
@@ -141,13 +166,29 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 		if b == nil {
 			return nil
 		}
+		// Read and settle every row first (see walker), then write those
+		// settled. A repeated ID shares its first outcome's record, so a
+		// second outcome finds it settled (or, released to queued, takes
+		// the second outcome too, as it would row by row).
+		w := newWalker(b)
+		type row struct {
+			d     *newsletter.Delivery
+			dirty bool
+		}
+		rows := make(map[string]*row, len(outcomes))
+		var dirty []*row // in the order first written
 		var c newsletter.Counters
 		for i, o := range outcomes {
-			key := []byte(o.SubscriberID)
-			d, err := getDelivery(b, digestID, key)
-			if err != nil {
-				return fmt.Errorf("settle deliveries %s: %w", digestID, err)
+			r, ok := rows[o.SubscriberID]
+			if !ok {
+				d, err := decodeDelivery(w.get([]byte(o.SubscriberID)), digestID, o.SubscriberID)
+				if err != nil {
+					return fmt.Errorf("settle deliveries %s: %w", digestID, err)
+				}
+				r = &row{d: d}
+				rows[o.SubscriberID] = r
 			}
+			d := r.d
 			if d == nil || d.Status.Settled() {
 				continue
 			}
@@ -155,10 +196,18 @@ func (s *Store) SettleDeliveries(ctx context.Context, digestID string, outcomes 
 			c.Add(o.Status, 1)
 			d.Status, d.MessageID, d.Reason = o.Status, o.MessageID, o.Reason
 			d.LeaseUntil, d.UpdatedAt = time.Time{}, now
-			if err := putDelivery(b, key, d); err != nil {
+			written[i] = true
+			if !r.dirty {
+				r.dirty = true
+				dirty = append(dirty, r)
+			}
+		}
+		buf := make([]byte, 0, 96*len(dirty))
+		for _, r := range dirty {
+			var err error
+			if buf, err = putDelivery(b, []byte(r.d.SubscriberID), r.d, buf); err != nil {
 				return fmt.Errorf("settle deliveries %s: %w", digestID, err)
 			}
-			written[i] = true
 		}
 		return addCounts(tx, digestID, func(have *newsletter.Counters) { have.Merge(c) })
 	})
@@ -175,14 +224,18 @@ func (s *Store) SubscribersByID(ctx context.Context, ids []string) ([]*newslette
 	}
 	out := make([]*newsletter.Subscriber, len(ids))
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketSubscribers)
+		w := newWalker(tx.Bucket(bucketSubscribers))
 		for i, id := range ids {
 			if id == "" {
 				continue
 			}
-			sub, err := getSubscriber(b, id)
+			data := w.get([]byte(id))
+			if data == nil {
+				continue
+			}
+			sub, err := decodeSubscriber(data, id)
 			if err != nil {
-				return err
+				return fmt.Errorf("decode subscriber %q: %w", id, err)
 			}
 			out[i] = sub
 		}

@@ -27,7 +27,7 @@ func (s *Store) CreateDelivery(ctx context.Context, d *newsletter.Delivery) erro
 		if rows.Get([]byte(d.SubscriberID)) != nil {
 			return newsletter.Errorf(newsletter.ECONFLICT, "This delivery exists.")
 		}
-		if err := putDelivery(rows, []byte(d.SubscriberID), d); err != nil {
+		if _, err := putDelivery(rows, []byte(d.SubscriberID), d, nil); err != nil {
 			return fmt.Errorf("create delivery %s: %w", d.DigestID, err)
 		}
 		return addCounts(tx, d.DigestID, func(c *newsletter.Counters) {
@@ -70,7 +70,7 @@ func (s *Store) UpdateDelivery(ctx context.Context, digestID, subscriberID strin
 			return newsletter.Errorf(newsletter.EINVALID, "A delivery's digest and subscriber cannot be changed.")
 		}
 		rows := tx.Bucket(bucketDeliveries).Bucket([]byte(digestID))
-		if err := putDelivery(rows, []byte(subscriberID), d); err != nil {
+		if _, err := putDelivery(rows, []byte(subscriberID), d, nil); err != nil {
 			return fmt.Errorf("update delivery %s: %w", digestID, err)
 		}
 		if d.Status == was {
@@ -187,21 +187,31 @@ func addCounts(tx *bbolt.Tx, digestID string, fn func(*newsletter.Counters)) err
 
 // getDelivery decodes the ledger row under key, nil when there is none.
 func getDelivery(b *bbolt.Bucket, digestID string, key []byte) (*newsletter.Delivery, error) {
-	data := b.Get(key)
+	return decodeDelivery(b.Get(key), digestID, string(key))
+}
+
+// decodeDelivery decodes the stored row data, nil when data is.
+func decodeDelivery(data []byte, digestID, subscriberID string) (*newsletter.Delivery, error) {
 	if data == nil {
 		return nil, nil
 	}
-	d, err := decodeRow(data, digestID, string(key))
+	d, err := decodeRow(data, digestID, subscriberID)
 	if err != nil {
-		return nil, fmt.Errorf("decode delivery %q: %w", key, err)
+		return nil, fmt.Errorf("decode delivery %q: %w", subscriberID, err)
 	}
 	return d, nil
 }
 
-// putDelivery stores a ledger row under key, in the binary form.
-func putDelivery(b *bbolt.Bucket, key []byte, d *newsletter.Delivery) error {
-	if err := b.Put(key, appendRow(make([]byte, 0, 64), d)); err != nil {
-		return fmt.Errorf("put delivery %q: %w", key, err)
+// putDelivery stores a ledger row under key, in the binary form, encoded
+// at the end of buf, and returns buf with the row. bbolt keeps the value
+// until the transaction commits, so a batched call encodes its rows one
+// after another into one buffer: a row's bytes are never overwritten, and
+// a buffer that grows leaves the earlier rows where they were.
+func putDelivery(b *bbolt.Bucket, key []byte, d *newsletter.Delivery, buf []byte) ([]byte, error) {
+	start := len(buf)
+	buf = appendRow(buf, d)
+	if err := b.Put(key, buf[start:len(buf):len(buf)]); err != nil {
+		return buf, fmt.Errorf("put delivery %q: %w", key, err)
 	}
-	return nil
+	return buf, nil
 }

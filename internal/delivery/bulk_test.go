@@ -43,9 +43,9 @@ func (m *bulkMailer) SendBulk(ctx context.Context, msgs []*eml.Message) []eml.Se
 }
 
 // TestBulkMailer: with a bulk-capable mailer each send task goes out in
-// one call whose messages share one variant's layout, because fan-out
-// makes tasks of readers with one choice; an entry the provider throttles
-// is tried again and sent once.
+// one call, of neighbours in ID order whatever their variants; the
+// messages of one variant share its layout (a bulk mailer groups by it);
+// an entry the provider throttles is tried again and sent once.
 func TestBulkMailer(t *testing.T) {
 	f := newFixture(t)
 	formats := []newsletter.Format{newsletter.FormatFull, newsletter.FormatLite, newsletter.FormatText}
@@ -62,16 +62,38 @@ func TestBulkMailer(t *testing.T) {
 	if len(bm.calls) == 0 {
 		t.Fatal("SendBulk never called")
 	}
+	layouts := map[*eml.Layout]bool{}
+	mixed := false
 	for i, call := range bm.calls {
-		for _, m := range call[1:] {
-			if m.Layout == nil || m.Layout != call[0].Layout {
-				t.Errorf("call %d mixes layouts: %s and %s", i, call[0].To, m.To)
-				break
-			}
-		}
 		if len(call) > f.cfg.BatchSize {
 			t.Errorf("call %d has %d messages, more than a task's %d", i, len(call), f.cfg.BatchSize)
 		}
+		byFormat := map[string]*eml.Layout{} // reader%04d's format is formats[n%3]
+		for j, m := range call {
+			if m.Layout == nil {
+				t.Fatalf("call %d: message to %s has no layout", i, m.To)
+			}
+			if j > 0 && m.To <= call[j-1].To {
+				t.Errorf("call %d: %s after %s, want ID order", i, m.To, call[j-1].To)
+			}
+			var n int
+			if _, err := fmt.Sscanf(m.To, "reader%04d@", &n); err != nil {
+				t.Fatalf("recipient %q: %v", m.To, err)
+			}
+			format := string(formats[n%len(formats)])
+			if l, ok := byFormat[format]; ok && l != m.Layout {
+				t.Errorf("call %d: two layouts for format %s", i, format)
+			}
+			byFormat[format] = m.Layout
+			layouts[m.Layout] = true
+		}
+		mixed = mixed || len(byFormat) > 1
+	}
+	if !mixed {
+		t.Error("no call held readers of more than one variant: tasks are not runs in ID order")
+	}
+	if len(layouts) != 3 {
+		t.Errorf("layouts: got %d, want 3 (one per variant)", len(layouts))
 	}
 	if got := f.renderer.Renders(); got != 3 {
 		t.Errorf("renders: got %d, want 3 (one per variant)", got)

@@ -46,19 +46,14 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 			return fmt.Errorf("fan out %s: list readers: %w", digestID, err)
 		}
 		rows := make([]*newsletter.Delivery, 0, len(subs))
-		groups := map[string][]string{} // reader IDs by choice, in ID order
-		var choices []string            // in the order first seen
+		ids := make([]string, 0, len(subs)) // in ID order, as listed
 		now := e.cfg.Now()
 		for _, s := range subs {
 			if !s.Receives(d.Frequency, sections) {
 				continue
 			}
 			rows = append(rows, &newsletter.Delivery{DigestID: d.ID, SubscriberID: s.ID, Status: newsletter.DeliveryQueued, UpdatedAt: now})
-			key := choiceKey(s)
-			if _, ok := groups[key]; !ok {
-				choices = append(choices, key)
-			}
-			groups[key] = append(groups[key], s.ID)
+			ids = append(ids, s.ID)
 		}
 		// One write for the page; rows left from an earlier try of the
 		// same page stay as they are and are enqueued again.
@@ -70,13 +65,18 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		if err := e.fault(StepLedgerWritten, d.ID, ""); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)
 		}
-		// A send task holds readers of one choice, so of one variant: a
-		// bulk mailer sends it in one call with one template.
-		var tasks []Task
-		for _, key := range choices {
-			tasks = e.appendTasks(tasks, d.ID, groups[key])
-		}
-		if err := e.enqueueTasks(ctx, tasks); err != nil {
+		// A send task holds a run of neighbours in ID order, whatever
+		// their variants: its ledger rows and reader records then lie
+		// together in the store (a few bbolt pages rewritten per commit
+		// instead of a page per reader or so; one DynamoDB range read for
+		// its readers instead of a BatchGetItem per reader). The sender
+		// keeps one edition per variant, and a bulk mailer makes one call
+		// per variant in the task (see ses.Mailer.SendBulk). Measured with
+		// make bench (6 variants, tasks of 100): discard 16.1 → 14.8 µs a
+		// reader; ses 28.2 → 32.4 µs on the laptop, where its bulk calls
+		// get smaller; on the AWS path the re-read fell from 546 to 167
+		// read units per 1,000 readers.
+		if err := e.enqueue(ctx, d.ID, ids); err != nil {
 			return fmt.Errorf("fan out %s: %w", digestID, err)
 		}
 		if err := e.fault(StepEnqueued, d.ID, ""); err != nil {
