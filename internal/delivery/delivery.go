@@ -324,18 +324,27 @@ func layoutOf(ed *render.Edition) (*eml.Layout, error) {
 // from the layout by the mailer (eml.Message.Bodies, Bytes).
 func (e *Engine) message(d *newsletter.Digest, l *eml.Layout, to, subscriberID string, links render.Links) *eml.Message {
 	lh := e.cfg.Letterhead
-	unsub := "<" + links.Unsubscribe + ">"
+	// Built in one buffer: this runs once per reader.
+	var b strings.Builder
+	b.Grow(2*len(links.Unsubscribe) + len(lh.UnsubscribeMailto) + 40)
+	b.WriteString("<")
+	b.WriteString(links.Unsubscribe)
+	b.WriteString(">")
 	if lh.UnsubscribeMailto != "" {
 		// The subject carries the reader's unsubscribe token, so whatever
 		// reads that mailbox can act on it without trusting the sender.
 		// Tokens are base64url, so the one in the link is the raw token:
 		// cutting it out costs nothing per reader, unlike parsing the URL.
-		subject := "unsubscribe"
+		b.WriteString(", <mailto:")
+		b.WriteString(lh.UnsubscribeMailto)
+		b.WriteString("?subject=unsubscribe")
 		if _, tok, ok := strings.Cut(links.Unsubscribe, "?token="); ok {
-			subject += "%20" + tok
+			b.WriteString("%20")
+			b.WriteString(tok)
 		}
-		unsub += ", <mailto:" + lh.UnsubscribeMailto + "?subject=" + subject + ">"
+		b.WriteString(">")
 	}
+	unsub := b.String()
 	headers := make([]eml.Header, 0, 4)
 	headers = append(headers,
 		eml.Header{Name: "List-Unsubscribe", Value: unsub},
