@@ -314,7 +314,9 @@ func TestBrowserEditor(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)),
 	)
 	b.wantText(".status", "Test sent")
-	waitMail(t, outbox, 1, func(m *letter) bool { return m.To == "desk@ledger.example.com" && strings.HasPrefix(m.Subject, "[Test]") })
+	waitMail(t, outbox, 1, func(m *letter) bool {
+		return m.To == "desk@ledger.example.com" && strings.HasPrefix(m.Subject, "[Test]")
+	})
 
 	b.do(chromedp.Click(chromedp.CSS(`form[action$="/send"] button`)))
 	b.waitFor(`document.querySelector(".badge.sent") !== null`)

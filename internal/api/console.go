@@ -61,7 +61,7 @@ type consoleView struct {
 // articleForm is the article editor's form.
 type articleForm struct {
 	ID, URL, Title, Summary, Author, ImageURL string
-	Sections                                 []choice
+	Sections                                  []choice
 }
 
 // variantGroup lists the preview links of one format.
