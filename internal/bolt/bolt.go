@@ -38,12 +38,13 @@ var (
 	bucketDeliveryCounts     = []byte("delivery_counts")      // digest ID → Counters
 	bucketEditorTokens       = []byte("editor_tokens")        // ID → tokenRecord
 	bucketEditorTokensByHash = []byte("editor_tokens_hashes") // hash → ID
+	bucketCheckpoints        = []byte("checkpoints")          // name → Checkpoint
 )
 
 var allBuckets = [][]byte{
 	bucketSubscribers, bucketSubscriberEmails, bucketArticles, bucketArticlesPublished,
 	bucketDigests, bucketDigestsCreated, bucketDeliveries, bucketDeliveryCounts,
-	bucketEditorTokens, bucketEditorTokensByHash,
+	bucketEditorTokens, bucketEditorTokensByHash, bucketCheckpoints,
 }
 
 // DefaultLockTimeout is how long Open waits for another process to let go

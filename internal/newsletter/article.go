@@ -12,7 +12,7 @@ import (
 
 // Article is a story published on the site, as it appears in a digest.
 type Article struct {
-	ID          string    `json:"id"`  // derived from the canonical URL by ArticleID
+	ID          string    `json:"id"`  // ArticleID of the canonical Source, or of the URL without one
 	URL         string    `json:"url"` // canonical URL, see CanonicalURL
 	Title       string    `json:"title"`
 	Summary     string    `json:"summary"` // sanitised HTML, see SanitizeSummary
@@ -22,6 +22,17 @@ type Article struct {
 	PublishedAt time.Time `json:"publishedAt"`
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
+
+	// Source names the article at its origin for good when its URL may
+	// change: a WordPress post's shortlink (https://site/?p=123), since an
+	// editor can rename a published post's slug. Empty for an editor's
+	// submission, whose URL is its identity.
+	Source string `json:"source,omitempty"`
+	// RevisedAt is when the article's text last changed as its origin
+	// tells it (WordPress's modified time) or an editor's edit. A digest
+	// that carried an earlier revision makes the next one mark the article
+	// Updated (see Digest.Updated).
+	RevisedAt time.Time `json:"revisedAt,omitzero"`
 }
 
 // Limits on an article's fields, in characters.
@@ -83,7 +94,7 @@ func CanonicalURL(raw string) (string, error) {
 }
 
 // Validate checks and normalises a submitted article in place: it fills
-// the canonical URL and ID, trims text and checks every limit. Sections are
+// the canonical URL, Source and ID, trims text and checks every limit. Sections are
 // slugified; known, when not empty, limits which are allowed.
 func (a *Article) Validate(known []Section) error {
 	canon, err := CanonicalURL(a.URL)
@@ -91,6 +102,13 @@ func (a *Article) Validate(known []Section) error {
 		return err
 	}
 	a.URL, a.ID = canon, ArticleID(canon)
+	if a.Source != "" {
+		src, err := CanonicalURL(a.Source)
+		if err != nil {
+			return Errorf(EINVALID, "Source must be an absolute http or https address.")
+		}
+		a.Source, a.ID = src, ArticleID(src)
+	}
 	a.Title = strings.TrimSpace(a.Title)
 	a.Summary = strings.TrimSpace(a.Summary)
 	a.Author = strings.TrimSpace(a.Author)

@@ -62,6 +62,11 @@ type Digest struct {
 	CreatedAt     time.Time `json:"createdAt"`
 	SendStartedAt time.Time `json:"sendStartedAt,omitzero"`
 	SentAt        time.Time `json:"sentAt,omitzero"`
+
+	// Updated lists the IDs of the articles the digest carries again
+	// because they were revised after an earlier digest of its frequency
+	// carried them: corrections, marked "Updated" in the email.
+	Updated []string `json:"updated,omitempty"`
 }
 
 // Sections returns the sections the digest's articles cover, in order of
@@ -116,6 +121,21 @@ func ValidDigestID(id string) bool {
 		return w >= 1 && w <= 53
 	}
 	return false
+}
+
+// IsUpdated reports whether the digest carries the article with the ID
+// again as a correction.
+func (d *Digest) IsUpdated(id string) bool { return slices.Contains(d.Updated, id) }
+
+// CorrectionWindow is how long after its publication an article that a
+// digest carried is carried again, marked Updated, when it is revised: a
+// week for daily digests, two for weekly ones. Older stories change
+// without a second email.
+func CorrectionWindow(f Frequency) time.Duration {
+	if f == Weekly {
+		return 14 * 24 * time.Hour
+	}
+	return 7 * 24 * time.Hour
 }
 
 // DefaultWindow is how far back the first digest of a frequency looks for

@@ -123,6 +123,21 @@ type Store interface {
 	EditorTokens(ctx context.Context) ([]*EditorToken, error)
 	// DeleteEditorToken revokes a token. ENOTFOUND.
 	DeleteEditorToken(ctx context.Context, id string) error
+
+	// Checkpoint returns the checkpoint with the name. ENOTFOUND.
+	Checkpoint(ctx context.Context, name string) (*Checkpoint, error)
+	// PutCheckpoint creates the checkpoint or replaces the one with its
+	// name. EINVALID without a name.
+	PutCheckpoint(ctx context.Context, c *Checkpoint) error
+}
+
+// Checkpoint is where a background job stopped, kept in the store so that
+// it resumes there after a restart or on another Lambda instance: the
+// WordPress ingest keeps the newest post times it has read.
+type Checkpoint struct {
+	Name      string    `json:"name"`
+	Value     string    `json:"value"` // in the job's own encoding
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Page asks for one page of a listing: the cursor a previous call returned

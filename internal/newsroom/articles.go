@@ -19,6 +19,10 @@ type ArticleInput struct {
 	ImageURL    string
 	Sections    []string
 	PublishedAt time.Time // zero means now
+	// Source and RevisedAt are what IngestArticle knows of a post from
+	// the site: see newsletter.Article. SubmitArticle ignores them.
+	Source    string
+	RevisedAt time.Time
 }
 
 // ArticlePatch changes some fields of an article; nil fields stay.
@@ -77,6 +81,7 @@ func (s *Service) UpdateArticle(ctx context.Context, id string, p ArticlePatch) 
 	}
 	now := s.cfg.Now()
 	a, err := s.store.UpdateArticle(ctx, id, func(a *newsletter.Article) error {
+		before := visible(a)
 		set(&a.Title, p.Title)
 		set(&a.Summary, p.Summary)
 		set(&a.Author, p.Author)
@@ -84,7 +89,13 @@ func (s *Service) UpdateArticle(ctx context.Context, id string, p ArticlePatch) 
 		set(&a.Sections, p.Sections)
 		set(&a.PublishedAt, p.PublishedAt)
 		a.UpdatedAt = now
-		return a.Validate(nil)
+		if err := a.Validate(nil); err != nil {
+			return err
+		}
+		if visible(a) != before {
+			a.RevisedAt = now // a correction, for the next digest to mark
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, wrap("update article", err)

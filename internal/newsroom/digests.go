@@ -86,11 +86,17 @@ func (s *Service) CreateDigest(ctx context.Context, req DigestRequest) (st *Dige
 // late with an earlier publication time (a post pushed after the digest
 // went out) still makes the next digest; the previous digests in that
 // window say which articles they already carried.
+//
+// It also carries again, marked Updated, each article published within
+// the correction window that an earlier digest carried and that has been
+// revised since: the latest digest that carried it holds the revision it
+// mailed, so a correction is marked once, in the next digest only.
 func (s *Service) buildDigest(ctx context.Context, id string, freq newsletter.Frequency, period, intro string) (*newsletter.Digest, error) {
 	now := s.cfg.Now()
 	grace := newsletter.DefaultWindow(freq)
 	since := now.Add(-grace)
-	carried := map[string]bool{}
+	corrections := now.Add(-newsletter.CorrectionWindow(freq))
+	mailed := map[string]newsletter.Article{} // the latest copy each article went out as
 	cursor := ""
 	for first := true; ; first = false {
 		prev, next, err := s.store.Digests(ctx, newsletter.DigestFilter{Frequency: freq}, newsletter.Page{Cursor: cursor, Limit: 10})
@@ -102,12 +108,17 @@ func (s *Service) buildDigest(ctx context.Context, id string, freq newsletter.Fr
 		}
 		done := next == ""
 		for _, d := range prev {
-			if !d.Until.After(since) {
-				done = true // older digests hold only articles before the window
+			// An older digest holds only articles published before both
+			// windows: a digest never carries an article published after
+			// its Until.
+			if !d.Until.After(since) && d.Until.Before(corrections) {
+				done = true
 				break
 			}
 			for _, a := range d.Articles {
-				carried[a.ID] = true
+				if _, ok := mailed[a.ID]; !ok { // digests come newest first
+					mailed[a.ID] = a
+				}
 			}
 		}
 		if done {
@@ -119,21 +130,38 @@ func (s *Service) buildDigest(ctx context.Context, id string, freq newsletter.Fr
 		ID: id, Frequency: freq, Period: period, Intro: intro,
 		Since: since, Until: now, Status: newsletter.DigestDraft, CreatedAt: now,
 	}
+	var revised []newsletter.Article
+	from := since
+	if corrections.Before(from) {
+		from = corrections
+	}
 	cursor = ""
 	for len(d.Articles) < s.cfg.MaxArticles {
-		as, next, err := s.store.Articles(ctx, newsletter.ArticleFilter{After: since, Until: now}, newsletter.Page{Cursor: cursor, Limit: s.cfg.MaxArticles})
+		as, next, err := s.store.Articles(ctx, newsletter.ArticleFilter{After: from, Until: now}, newsletter.Page{Cursor: cursor, Limit: s.cfg.MaxArticles})
 		if err != nil {
 			return nil, fmt.Errorf("articles for digest: %w", err)
 		}
 		for _, a := range as {
-			if !carried[a.ID] && len(d.Articles) < s.cfg.MaxArticles {
+			last, carried := mailed[a.ID]
+			switch {
+			case !carried && a.PublishedAt.After(since) && len(d.Articles) < s.cfg.MaxArticles:
 				d.Articles = append(d.Articles, *a)
+			case carried && a.PublishedAt.After(corrections) && a.RevisedAt.After(last.RevisedAt):
+				revised = append(revised, *a)
 			}
 		}
 		if next == "" {
 			break
 		}
 		cursor = next
+	}
+	// New stories first; corrections take what room is left.
+	for _, a := range revised {
+		if len(d.Articles) >= s.cfg.MaxArticles {
+			break
+		}
+		d.Articles = append(d.Articles, a)
+		d.Updated = append(d.Updated, a.ID)
 	}
 	if len(d.Articles) == 0 {
 		return nil, newsletter.Errorf(newsletter.ECONFLICT, "No new articles since the last %s digest.", freq)

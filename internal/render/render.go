@@ -451,6 +451,9 @@ type articleView struct {
 	// SummaryHTML its sanitised HTML, for the HTML part and the archive.
 	Summary     string
 	SummaryHTML htmltemplate.HTML
+	// Updated marks a correction: a story an earlier digest carried,
+	// carried again because it changed since.
+	Updated bool
 }
 
 // view builds the template data of d for v.
@@ -495,6 +498,7 @@ func (r *Renderer) groups(d *newsletter.Digest, v Variant) []group {
 			SummaryHTML: a.SummaryHTML(),
 			Author:      oneLine(a.Author),
 			ImageURL:    a.ImageURL,
+			Updated:     d.IsUpdated(a.ID),
 		}
 		if len(a.Sections) == 0 {
 			if len(v.Sections) == 0 {

@@ -39,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T) newsletter.Store) {
 	t.Run("DeliveryBatch", func(t *testing.T) { testBatches(t, open) })
 	t.Run("EditorToken", func(t *testing.T) { testEditorTokens(t, open) })
 	t.Run("Cursor", func(t *testing.T) { testCursors(t, open) })
+	t.Run("Checkpoint", func(t *testing.T) { testCheckpoints(t, open) })
+	t.Run("ArticleOrigin", func(t *testing.T) { testArticleOrigin(t, open) })
 }
 
 // errFn is what the fn of the Update* tests returns to abort the update.
@@ -105,6 +107,7 @@ func normSubscriber(s *newsletter.Subscriber) *newsletter.Subscriber {
 func normArticleValue(a newsletter.Article) newsletter.Article {
 	a.Sections = normStrings(a.Sections)
 	a.PublishedAt, a.CreatedAt, a.UpdatedAt = normTime(a.PublishedAt), normTime(a.CreatedAt), normTime(a.UpdatedAt)
+	a.RevisedAt = normTime(a.RevisedAt)
 	return a
 }
 
