@@ -427,6 +427,10 @@ func (h *handler) renderDigest(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	v := h.view(r, s)
 	v.Digest, v.TestTo = st, testTo
+	if st.Status == newsletter.DigestSent && r.URL.Query().Get("done") == "sending" {
+		// The page kept reloading the address the send redirected to.
+		v.Notice = "Sent: every reader is accounted for."
+	}
 	c := st.Counters
 	v.Progress = c.Sent + c.Skipped + c.Failed
 	q := r.URL.Query()
