@@ -70,6 +70,9 @@ type Options struct {
 	AuthFailureBurst int
 	// Now is the clock the rate limiters read; time.Now when nil.
 	Now func() time.Time
+	// WordPressSecret is the secret the WordPress plugin signs pushes to
+	// POST /hooks/wordpress with (see hooks.go); empty turns the hook off.
+	WordPressSecret []byte
 }
 
 // handler serves every route. It holds no mutable state of its own apart
@@ -83,6 +86,7 @@ type handler struct {
 	subscribers *ipLimiter // POST /subscribe
 	authFails   *ipLimiter // failed editor authentications
 	mux         *http.ServeMux
+	wpSecret    []byte // POST /hooks/wordpress; nil when off
 }
 
 // NewHandler returns the HTTP handler for svc. It parses the page templates
@@ -128,6 +132,7 @@ func NewHandler(svc *newsroom.Service, opts Options) (http.Handler, error) {
 		subscribers: newIPLimiter(opts.SubscribeLimit, opts.SubscribeBurst, opts.Now),
 		authFails:   newIPLimiter(opts.AuthFailureLimit, opts.AuthFailureBurst, opts.Now),
 		mux:         http.NewServeMux(),
+		wpSecret:    opts.WordPressSecret,
 	}
 	h.routes()
 	return h, nil
@@ -149,6 +154,7 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /archive", h.archive)
 	m.HandleFunc("GET /archive/{id}", h.archivedDigest)
 	m.HandleFunc("GET /healthz", h.healthz)
+	m.HandleFunc("POST /hooks/wordpress", h.wordpressHook)
 
 	// The editors' console: pages behind a cookie session.
 	h.consoleRoutes(m)
