@@ -10,6 +10,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/schedule"
 	"github.com/broadsheet-news/broadsheet/internal/settings"
+	"github.com/broadsheet-news/broadsheet/internal/wordpress"
 )
 
 // config is every setting of the laptop binary: the publication's settings
@@ -22,6 +23,13 @@ type config struct {
 	DailyAt  string
 	WeeklyAt string
 	Workers  int
+
+	// WordPress is the site to pull posts from ("" turns the pull off),
+	// WordPressSecret the secret its plugin signs pushes with ("" turns
+	// the hook off), IngestEvery how often serve pulls.
+	WordPress       string
+	WordPressSecret string
+	IngestEvery     time.Duration
 
 	// baseURLDefaulted and homeURLDefaulted say the URLs were derived from
 	// Addr, so serve can correct them once it knows the real port.
@@ -56,6 +64,8 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 		{&c.SMTP, "smtp", "BROADSHEET_SMTP", "", "send through SMTP (smtp://host:port) instead of writing .eml files to DATA/outbox"},
 		{&c.DailyAt, "daily-at", "BROADSHEET_DAILY_AT", "07:00", "when the daily digest goes out (\"off\" to disable)"},
 		{&c.WeeklyAt, "weekly-at", "BROADSHEET_WEEKLY_AT", "mon 07:00", "when the weekly digest goes out (\"off\" to disable)"},
+		{&c.WordPress, "wordpress-url", "BROADSHEET_WORDPRESS_URL", "", "WordPress site to pull posts from, such as https://news.example.com (empty: no pull)"},
+		{&c.WordPressSecret, "wordpress-secret", "BROADSHEET_WORDPRESS_SECRET", "", "secret the WordPress plugin signs pushes with, at least 32 characters (empty: POST /hooks/wordpress is off)"},
 	}
 	for _, v := range c.Settings.Vars() {
 		if v.Env == settings.EnvBaseURL {
@@ -71,6 +81,11 @@ func parseConfig(cmd string, args []string, getenv func(string) string, stderr i
 		fs.StringVar(s.dst, s.name, def, s.usage+" ["+s.env+"]")
 	}
 	fs.IntVar(&c.Workers, "workers", 4, "concurrent senders")
+	every := 15 * time.Minute
+	if v, err := time.ParseDuration(getenv("BROADSHEET_INGEST_EVERY")); err == nil {
+		every = v
+	}
+	fs.DurationVar(&c.IngestEvery, "ingest-every", every, "how often serve pulls posts from the WordPress site, 0 for never [BROADSHEET_INGEST_EVERY]")
 	if extra != nil {
 		extra(fs)
 	}
@@ -111,6 +126,17 @@ func (c *config) check() error {
 			return err
 		}
 		c.schedules = append(c.schedules, e)
+	}
+	if c.WordPress != "" {
+		if _, err := wordpress.NewClient(c.WordPress, nil); err != nil {
+			return err
+		}
+	}
+	if c.WordPressSecret != "" && len(c.WordPressSecret) < wordpress.MinSecretLength {
+		return fmt.Errorf("wordpress secret must be at least %d characters", wordpress.MinSecretLength)
+	}
+	if c.IngestEvery < 0 || (c.IngestEvery > 0 && c.IngestEvery < time.Minute) {
+		return fmt.Errorf("ingest-every must be 0 or at least a minute")
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		return fmt.Errorf("workers must be between 1 and 64")

@@ -39,6 +39,7 @@ Usage:
   broadsheet subscribers import FILE.csv
   broadsheet subscribers export         write every reader as CSV to stdout
   broadsheet outbox [--last]            list the .eml outbox, or show the newest email
+  broadsheet ingest --wordpress-url URL pull the posts published or changed since the last pull
 
 Every command takes the settings below as flags or BROADSHEET_* variables
 (flags win). Run "broadsheet serve -h" to see them with their defaults.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return subscribersCmd(ctx, rest, getenv, stdin, stdout, stderr)
 	case "outbox":
 		return outboxCmd(rest, getenv, stdout, stderr)
+	case "ingest":
+		return ingestCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

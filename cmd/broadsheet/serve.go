@@ -46,7 +46,7 @@ func serveConfig(ctx context.Context, cfg *config, stdout, stderr io.Writer) err
 	}
 	defer a.Close()
 
-	handler, err := api.NewHandler(a.service, api.Options{Logger: a.log, SiteName: cfg.SiteName, Now: cfg.now})
+	handler, err := api.NewHandler(a.service, api.Options{Logger: a.log, SiteName: cfg.SiteName, Now: cfg.now, WordPressSecret: []byte(cfg.WordPressSecret)})
 	if err != nil {
 		return err
 	}
@@ -66,6 +66,11 @@ func serveConfig(ctx context.Context, cfg *config, stdout, stderr io.Writer) err
 		},
 	}
 	go sched.Run(ctx)
+	if ing := a.ingester(); ing != nil && cfg.IngestEvery > 0 {
+		pulling := make(chan struct{})
+		go func() { defer close(pulling); a.pullEvery(ctx, ing, cfg.IngestEvery) }()
+		defer func() { cancel(); <-pulling }() // before the store closes
+	}
 
 	secret, err := a.firstToken(ctx)
 	if err != nil {

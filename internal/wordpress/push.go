@@ -23,6 +23,10 @@ const (
 	SignatureHeader = "X-Broadsheet-Signature"
 )
 
+// MinSecretLength is the shortest shared secret accepted: 32 characters,
+// what `openssl rand -hex 16` prints.
+const MinSecretLength = 32
+
 // MaxSkew is how far a push's timestamp may be from the receiver's clock,
 // either way: a captured request stops working after it.
 const MaxSkew = 5 * time.Minute
