@@ -234,7 +234,9 @@ func (h *handler) renderHome(w http.ResponseWriter, r *http.Request, s *session,
 		h.writeError(w, r, err)
 		return
 	}
-	for i, f := range newsletter.Frequencies {
+	// Instant emails go out per article on their own: an editor builds
+	// daily and weekly digests only.
+	for i, f := range newsletter.DigestFrequencies {
 		v.Frequencies = append(v.Frequencies, choice{string(f), frequencyLabel(f), i == 0})
 	}
 	h.render(w, r, status, "console", &pageData{Message: msg, Console: v})

@@ -166,12 +166,16 @@ func (r *rowReader) fail() {
 // Subscriber records are read twice per reader per digest (at fan-out and
 // at the sender's re-read), so they are binary too: a version byte, then
 // the fields in a fixed order, times as in ledger rows. The ID is the
-// record's key. JSON records of earlier versions still decode.
-const subscriberV1 = 1
+// record's key. JSON records of earlier versions still decode, and so do
+// version 1 records, which end before ArticlesAfter.
+const (
+	subscriberV1 = 1
+	subscriberV2 = 2 // ArticlesAfter appended
+)
 
 // appendSubscriber appends the binary form of s to b.
 func appendSubscriber(b []byte, s *newsletter.Subscriber) []byte {
-	b = append(b, subscriberV1)
+	b = append(b, subscriberV2)
 	b = appendString(b, s.Email)
 	b = appendString(b, string(s.Status))
 	// A nil and an empty Sections both mean every section, but the store
@@ -191,7 +195,7 @@ func appendSubscriber(b []byte, s *newsletter.Subscriber) []byte {
 	b = appendString(b, s.Consent.IP)
 	b = appendString(b, s.Consent.UserAgent)
 	b = appendString(b, s.Consent.Source)
-	for _, t := range [...]time.Time{s.CreatedAt, s.UpdatedAt, s.ConfirmedAt, s.UnsubscribedAt, s.ConfirmationSentAt, s.LastSignUpAt} {
+	for _, t := range [...]time.Time{s.CreatedAt, s.UpdatedAt, s.ConfirmedAt, s.UnsubscribedAt, s.ConfirmationSentAt, s.LastSignUpAt, s.ArticlesAfter} {
 		b = appendTime(b, t)
 	}
 	return b
@@ -208,7 +212,8 @@ func decodeSubscriber(data []byte, id string) (*newsletter.Subscriber, error) {
 		return s, nil
 	}
 	r := rowReader{b: data}
-	if v := r.byte(); v != subscriberV1 {
+	v := r.byte()
+	if v != subscriberV1 && v != subscriberV2 {
 		return nil, fmt.Errorf("subscriber record version %d is not one this store reads", v)
 	}
 	s.ID = id
@@ -233,6 +238,9 @@ func decodeSubscriber(data []byte, id string) (*newsletter.Subscriber, error) {
 	s.Consent.Source = r.string()
 	for _, t := range [...]*time.Time{&s.CreatedAt, &s.UpdatedAt, &s.ConfirmedAt, &s.UnsubscribedAt, &s.ConfirmationSentAt, &s.LastSignUpAt} {
 		*t = r.time()
+	}
+	if v >= subscriberV2 {
+		s.ArticlesAfter = r.time()
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -62,7 +62,7 @@ func TestSubscriberCodec(t *testing.T) {
 		{ID: "sub-1", Email: "a@example.com", Status: newsletter.StatusPending},
 		{ID: "sub-2", Email: "ü@example.com", Status: newsletter.StatusConfirmed, Sections: []string{}, Frequency: newsletter.Daily, Format: newsletter.FormatLite,
 			Consent:   newsletter.Consent{Time: at, IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Source: "form"},
-			CreatedAt: at, UpdatedAt: at.Add(time.Second), ConfirmedAt: at.Add(time.Minute), UnsubscribedAt: at.Add(time.Hour), ConfirmationSentAt: at, LastSignUpAt: time.Unix(-3, 9)},
+			CreatedAt: at, UpdatedAt: at.Add(time.Second), ConfirmedAt: at.Add(time.Minute), UnsubscribedAt: at.Add(time.Hour), ConfirmationSentAt: at, LastSignUpAt: time.Unix(-3, 9), ArticlesAfter: at.Add(2 * time.Hour)},
 		{ID: "sub-3", Email: "b@example.com", Sections: []string{"politics", "", "sport"}, Frequency: newsletter.Weekly},
 	}
 	for _, want := range subs {
@@ -93,10 +93,27 @@ func TestSubscriberCodec(t *testing.T) {
 	}
 }
 
+// TestSubscriberCodecV1: a record written before ArticlesAfter (version 1,
+// which ends after LastSignUpAt) still decodes, with ArticlesAfter zero.
+func TestSubscriberCodecV1(t *testing.T) {
+	at := time.Date(2026, 11, 26, 7, 2, 3, 0, time.UTC)
+	want := &newsletter.Subscriber{ID: "sub-1", Email: "a@example.com", Status: newsletter.StatusConfirmed, Frequency: newsletter.Daily, CreatedAt: at, UpdatedAt: at}
+	data := appendSubscriber(nil, want)
+	// Version 2 appends one zero-time flag byte to version 1's fields.
+	v1 := append([]byte{subscriberV1}, data[1:len(data)-1]...)
+	got, err := decodeSubscriber(v1, want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normSub(got), normSub(want)) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
 // normSub puts a subscriber's times in UTC, to compare them as instants.
 func normSub(s *newsletter.Subscriber) newsletter.Subscriber {
 	c := *s
-	for _, t := range []*time.Time{&c.Consent.Time, &c.CreatedAt, &c.UpdatedAt, &c.ConfirmedAt, &c.UnsubscribedAt, &c.ConfirmationSentAt, &c.LastSignUpAt} {
+	for _, t := range []*time.Time{&c.Consent.Time, &c.CreatedAt, &c.UpdatedAt, &c.ConfirmedAt, &c.UnsubscribedAt, &c.ConfirmationSentAt, &c.LastSignUpAt, &c.ArticlesAfter} {
 		*t = t.UTC().Round(0)
 	}
 	return c

@@ -49,7 +49,7 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		ids := make([]string, 0, len(subs)) // in ID order, as listed
 		now := e.cfg.Now()
 		for _, s := range subs {
-			if !s.Receives(d.Frequency, sections) {
+			if !s.ReceivesDigest(d, sections) {
 				continue
 			}
 			rows = append(rows, &newsletter.Delivery{DigestID: d.ID, SubscriberID: s.ID, Status: newsletter.DeliveryQueued, UpdatedAt: now})

@@ -286,7 +286,7 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 		case sub == nil:
 			t.settle(r, newsletter.DeliverySkipped, "", "reader erased")
 			continue
-		case !sub.Receives(t.d.Frequency, t.sections):
+		case !sub.ReceivesDigest(t.d, t.sections):
 			t.settle(r, newsletter.DeliverySkipped, "", "reader is "+string(sub.Status)+" or changed preferences")
 			continue
 		}
@@ -306,6 +306,11 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 // edition per choice (format and sections as the reader gave them) and
 // works the variant out once per choice, not per reader.
 func (t *task) variant(sub *newsletter.Subscriber) (*edition, error) {
+	if !sub.ArticlesAfter.IsZero() && (t.d.Since.IsZero() || sub.ArticlesAfter.After(t.d.Since)) {
+		// A reader who changed frequency within the digest's window may
+		// have had some of its articles already: the variant says which.
+		return t.e.variant(t.d, render.VariantFor(t.d, sub))
+	}
 	key := choiceKey(sub)
 	if ed, ok := t.editions[key]; ok {
 		return ed, nil

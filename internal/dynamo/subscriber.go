@@ -1,6 +1,8 @@
 package dynamo
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 
@@ -46,8 +48,21 @@ func encodeSubscriber(sub *newsletter.Subscriber, v, expiresAt int64) (item, err
 	if err != nil {
 		return nil, fmt.Errorf("encode subscriber %s: %w", sub.ID, err)
 	}
+	// attributevalue writes a zero time as "0001-01-01T00:00:00Z" (it
+	// knows no omitzero), and most readers have several (never
+	// unsubscribed, no frequency change…). Subscriber items are read in
+	// ranges billed by the byte at every send, so those are left out; a
+	// missing attribute decodes as the zero time.
+	for k, v := range it {
+		if s, ok := v.(*types.AttributeValueMemberS); ok && s.Value == zeroTime {
+			delete(it, k)
+		}
+	}
 	return it, nil
 }
+
+// zeroTime is how attributevalue writes time.Time{}.
+var zeroTime = time.Time{}.Format(time.RFC3339Nano)
 
 func decodeSubscriber(it item) (*subscriberItem, error) {
 	var rec subscriberItem

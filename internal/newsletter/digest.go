@@ -101,6 +101,18 @@ func DigestID(f Frequency, period string) string {
 	return string(f) + "-" + period
 }
 
+// InstantDigestID returns the ID of the instant email for an article,
+// "instant-" and the article's ID: one per article, so that an article
+// published, updated and pushed again by the site is mailed once.
+func InstantDigestID(articleID string) string {
+	return DigestID(Instant, articleID)
+}
+
+// validArticleID reports whether id has the shape ArticleID produces.
+func validArticleID(id string) bool {
+	return len(id) == 24 && strings.Trim(id, "0123456789abcdef") == ""
+}
+
 // ValidDigestID reports whether id has the shape DigestID produces, so that
 // junk never reaches a store key.
 func ValidDigestID(id string) bool {
@@ -109,6 +121,8 @@ func ValidDigestID(id string) bool {
 		return false
 	}
 	switch Frequency(f) {
+	case Instant:
+		return validArticleID(period)
 	case Daily:
 		_, err := time.Parse("2006-01-02", period)
 		return err == nil

@@ -88,11 +88,22 @@ func TestValidDigestIDAcceptsDigestIDs(t *testing.T) {
 	loc := mustLoadLocation(t, "Africa/Lagos")
 	start := time.Date(2020, 12, 20, 0, 0, 0, 0, time.UTC)
 	for tm := start; tm.Before(start.AddDate(7, 0, 0)); tm = tm.Add(23 * time.Hour) {
-		for _, f := range newsletter.Frequencies {
+		for _, f := range newsletter.DigestFrequencies {
 			id := newsletter.DigestID(f, newsletter.Period(f, tm, loc))
 			if !newsletter.ValidDigestID(id) {
 				t.Fatalf("ValidDigestID(%q): got false, want true", id)
 			}
+		}
+	}
+	for _, u := range []string{"https://example.com/a", "https://example.com/b?p=1"} {
+		id := newsletter.InstantDigestID(newsletter.ArticleID(u))
+		if !newsletter.ValidDigestID(id) {
+			t.Errorf("ValidDigestID(%q): got false, want true", id)
+		}
+	}
+	for _, id := range []string{"instant-", "instant-2026-11-26", "instant-0123456789abcdef0123456", "instant-0123456789ABCDEF01234567", "instant-0123456789abcdef012345678"} {
+		if newsletter.ValidDigestID(id) {
+			t.Errorf("ValidDigestID(%q): got true, want false", id)
 		}
 	}
 }

@@ -32,24 +32,32 @@ func (s SubscriberStatus) Valid() bool {
 // Frequency is how often a reader gets a digest.
 type Frequency string
 
-// Frequencies a reader can choose.
+// Frequencies a reader can choose. A daily or weekly reader gets the
+// digest of the period; an instant reader gets one short email per new
+// article in their sections, as it is published.
 const (
-	Daily  Frequency = "daily"
-	Weekly Frequency = "weekly"
+	Daily   Frequency = "daily"
+	Weekly  Frequency = "weekly"
+	Instant Frequency = "instant"
 )
 
 // Frequencies lists every frequency, in the order a form shows them.
-var Frequencies = []Frequency{Daily, Weekly}
+var Frequencies = []Frequency{Daily, Weekly, Instant}
+
+// DigestFrequencies are the frequencies whose digests are built per
+// period, by the schedule or an editor; instant emails are built per
+// article as it is published (see DigestID).
+var DigestFrequencies = []Frequency{Daily, Weekly}
 
 // ParseFrequency returns the frequency named s; "" means daily.
 func ParseFrequency(s string) (Frequency, error) {
 	switch f := Frequency(strings.ToLower(strings.TrimSpace(s))); f {
 	case "":
 		return Daily, nil
-	case Daily, Weekly:
+	case Daily, Weekly, Instant:
 		return f, nil
 	}
-	return "", Errorf(EINVALID, "Frequency must be one of: daily, weekly.")
+	return "", Errorf(EINVALID, "Frequency must be one of: daily, weekly, instant.")
 }
 
 // Format is how a reader wants the digest laid out.
@@ -106,6 +114,11 @@ type Subscriber struct {
 	// form. Every sign-up writes it, whatever the reader's state, so that
 	// every sign-up does the same work; it changes nothing else.
 	LastSignUpAt time.Time `json:"lastSignUpAt,omitzero"`
+	// ArticlesAfter is set when the reader changes how often they hear
+	// from the paper: the articles published at or before it reached them
+	// already (by instant emails, or by the digests of the frequency they
+	// left), so that no digest of the new frequency carries them again.
+	ArticlesAfter time.Time `json:"articlesAfter,omitzero"`
 }
 
 // Receives reports whether the reader should get a digest of frequency f
@@ -118,6 +131,38 @@ func (s *Subscriber) Receives(f Frequency, sections []string) bool {
 		return true
 	}
 	for _, sec := range sections {
+		if slices.Contains(s.Sections, sec) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReceivesDigest reports whether the reader should get d, whose sections
+// are sections (d.Sections(), worked out once by the caller): Receives,
+// and at least one of d's articles in the reader's sections is new to
+// them, published after ArticlesAfter.
+func (s *Subscriber) ReceivesDigest(d *Digest, sections []string) bool {
+	if !s.Receives(d.Frequency, sections) {
+		return false
+	}
+	if s.ArticlesAfter.IsZero() || (!d.Since.IsZero() && !s.ArticlesAfter.After(d.Since)) {
+		return true // every article of d is newer (the usual case)
+	}
+	for i := range d.Articles {
+		if a := &d.Articles[i]; a.PublishedAt.After(s.ArticlesAfter) && s.wants(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// wants reports whether a is in the reader's sections.
+func (s *Subscriber) wants(a *Article) bool {
+	if len(s.Sections) == 0 {
+		return true
+	}
+	for _, sec := range a.Sections {
 		if slices.Contains(s.Sections, sec) {
 			return true
 		}

@@ -59,6 +59,11 @@ func (s *Service) SubmitArticle(ctx context.Context, in ArticleInput) (*newslett
 	if err != nil {
 		return nil, false, fmt.Errorf("submit article: %w", err)
 	}
+	// Not only when created: a submission retried after a failure here
+	// finds the article stored, and the instant email still goes, once.
+	if err := s.sendInstant(ctx, a); err != nil {
+		return nil, false, fmt.Errorf("submit article: %w", err)
+	}
 	return a, created, nil
 }
 

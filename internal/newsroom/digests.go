@@ -32,6 +32,9 @@ func (s *Service) CreateDigest(ctx context.Context, req DigestRequest) (st *Dige
 	if err != nil {
 		return nil, false, err
 	}
+	if freq == newsletter.Instant {
+		return nil, false, newsletter.Errorf(newsletter.EINVALID, "Instant emails go out on their own as each article is published; build a daily or weekly digest.")
+	}
 	intro := strings.TrimSpace(req.Intro)
 	if utf8.RuneCountInString(intro) > newsletter.MaxIntroLength || !utf8.ValidString(intro) {
 		return nil, false, newsletter.Errorf(newsletter.EINVALID, "Intro must be at most %d characters of text.", newsletter.MaxIntroLength)
@@ -299,7 +302,8 @@ func (s *Service) SendTest(ctx context.Context, id, to string) error {
 }
 
 // Archive lists digests that have gone out (or are going out), newest
-// first. A page may hold fewer than the limit, since drafts are left out.
+// first: daily and weekly editions, not instant emails. A page may hold
+// fewer than the limit, since drafts and instant emails are left out.
 func (s *Service) Archive(ctx context.Context, p newsletter.Page) ([]*newsletter.Digest, string, error) {
 	ds, next, err := s.Digests(ctx, newsletter.DigestFilter{}, p)
 	if err != nil {
@@ -307,7 +311,9 @@ func (s *Service) Archive(ctx context.Context, p newsletter.Page) ([]*newsletter
 	}
 	out := ds[:0]
 	for _, d := range ds {
-		if d.Status != newsletter.DigestDraft {
+		// An instant email is one article, which the site itself shows:
+		// the list is of editions. Its web copy still opens by ID.
+		if d.Status != newsletter.DigestDraft && d.Frequency != newsletter.Instant {
 			out = append(out, d)
 		}
 	}

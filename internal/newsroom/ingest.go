@@ -34,7 +34,21 @@ var errUnchanged = errors.New("article unchanged")
 // push and pull are harmless. A post an editor already submitted by hand
 // at the same URL updates that article rather than adding a second one.
 // Title and summary are cleaned as SubmitArticle cleans them.
+//
+// A post published within InstantMaxAge goes to the instant readers, once
+// however often it arrives (see sendInstant).
 func (s *Service) IngestArticle(ctx context.Context, in ArticleInput) (*newsletter.Article, IngestOutcome, error) {
+	a, outcome, err := s.ingestArticle(ctx, in)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.sendInstant(ctx, a); err != nil {
+		return nil, "", fmt.Errorf("ingest article: %w", err)
+	}
+	return a, outcome, nil
+}
+
+func (s *Service) ingestArticle(ctx context.Context, in ArticleInput) (*newsletter.Article, IngestOutcome, error) {
 	if err := checkSummaryInput(in.Summary); err != nil {
 		return nil, "", err
 	}

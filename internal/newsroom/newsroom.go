@@ -65,8 +65,14 @@ type Config struct {
 	MailWorkers int
 	// MailTimeout bounds one background email: 30 seconds.
 	MailTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// InstantMaxAge is how old an article may be, by its publication
+	// time, when Broadsheet first hears of it and still mails it to
+	// instant readers: 6 hours. Older ones (an archive backfilled by a
+	// first pull from the site, an old story submitted again) go to the
+	// digests only.
+	InstantMaxAge time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -84,6 +90,9 @@ func (c *Config) defaults() {
 	}
 	if c.MailTimeout <= 0 {
 		c.MailTimeout = 30 * time.Second
+	}
+	if c.InstantMaxAge <= 0 {
+		c.InstantMaxAge = 6 * time.Hour
 	}
 	if c.Site.Location == nil {
 		c.Site.Location = time.UTC

@@ -277,8 +277,17 @@ func (s *Service) UpdatePreferences(ctx context.Context, tok string, p Preferenc
 		return nil, err
 	}
 	now := s.cfg.Now()
+	after := sub.ArticlesAfter
+	if freq != sub.Frequency {
+		// What reached the reader at their old frequency must not come
+		// again at the new one.
+		if after, err = s.frequencyChanged(ctx, sub, sub.Frequency, now); err != nil {
+			return nil, fmt.Errorf("update preferences: %w", err)
+		}
+	}
 	sub, err = s.store.UpdateSubscriber(ctx, sub.ID, func(sub *newsletter.Subscriber) error {
 		sub.Sections, sub.Frequency, sub.Format, sub.UpdatedAt = sections, freq, format, now
+		sub.ArticlesAfter = later(sub.ArticlesAfter, after)
 		return nil
 	})
 	if err != nil {

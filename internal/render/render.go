@@ -18,6 +18,7 @@ import (
 	htmltemplate "html/template"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	texttemplate "text/template"
@@ -125,6 +126,11 @@ var textFuncs = texttemplate.FuncMap{
 type Variant struct {
 	Sections []string          // the digest sections this reader gets, sorted; nil or empty means all
 	Format   newsletter.Format // "" means full
+	// After, when set, leaves out the articles published at or before it:
+	// those reached this group of readers already (see
+	// newsletter.Subscriber.ArticlesAfter). It is the newest article left
+	// out, so readers who miss the same articles share a variant.
+	After time.Time
 }
 
 // VariantFor returns the canonical variant of d that reader s gets: the
@@ -140,6 +146,13 @@ func VariantFor(d *newsletter.Digest, s *newsletter.Subscriber) Variant {
 		return Variant{Format: newsletter.FormatFull}
 	}
 	v := Variant{Format: canonicalFormat(s.Format)}
+	if !s.ArticlesAfter.IsZero() {
+		for _, a := range d.Articles {
+			if !a.PublishedAt.After(s.ArticlesAfter) && a.PublishedAt.After(v.After) {
+				v.After = a.PublishedAt
+			}
+		}
+	}
 	if len(s.Sections) == 0 {
 		return v
 	}
@@ -166,15 +179,18 @@ func VariantFor(d *newsletter.Digest, s *newsletter.Subscriber) Variant {
 // Key returns a stable string naming the variant, such as "full|all" or
 // "lite|business,sport", for use as a map or cache key.
 func (v Variant) Key() string {
-	f := string(canonicalFormat(v.Format))
-	if len(v.Sections) == 0 {
-		return f + "|all"
+	k := string(canonicalFormat(v.Format)) + "|all"
+	if len(v.Sections) > 0 {
+		secs := v.Sections
+		if !slices.IsSorted(secs) {
+			secs = slices.Sorted(slices.Values(secs))
+		}
+		k = string(canonicalFormat(v.Format)) + "|" + strings.Join(slices.Compact(slices.Clone(secs)), ",")
 	}
-	secs := v.Sections
-	if !slices.IsSorted(secs) {
-		secs = slices.Sorted(slices.Values(secs))
+	if !v.After.IsZero() {
+		k += "|after=" + strconv.FormatInt(v.After.UnixNano(), 10)
 	}
-	return f + "|" + strings.Join(slices.Compact(slices.Clone(secs)), ",")
+	return k
 }
 
 // includes reports whether the variant carries section sec.
@@ -491,6 +507,9 @@ func (r *Renderer) groups(d *newsletter.Digest, v Variant) []group {
 	bySection := map[string][]articleView{}
 	var loose []articleView
 	for _, a := range d.Articles {
+		if !v.After.IsZero() && !a.PublishedAt.After(v.After) {
+			continue // reached these readers already
+		}
 		av := articleView{
 			Title:       oneLine(a.Title),
 			URL:         a.URL,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -604,5 +605,43 @@ func BenchmarkPersonalize(b *testing.B) {
 	b.SetBytes(int64(len(e.HTML) + len(e.Text)))
 	for b.Loop() {
 		e.Personalize(testLinks)
+	}
+}
+
+// TestVariantAfter: a reader whose ArticlesAfter falls among the digest's
+// articles gets a variant without those published at or before it; its
+// After is the newest article left out, so readers who miss the same
+// articles share it; a reader whose ArticlesAfter is older than every
+// article gets the plain variant.
+func TestVariantAfter(t *testing.T) {
+	d := testDigest()
+	times := make([]time.Time, len(d.Articles))
+	for i := range d.Articles {
+		d.Articles[i].PublishedAt = d.Since.Add(time.Duration(i+1) * time.Minute)
+		times[i] = d.Articles[i].PublishedAt
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	oldest := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0].Add(-time.Hour)})
+	if !oldest.After.IsZero() || oldest.Key() != "full|all" {
+		t.Errorf("ArticlesAfter before every article: got %#v (%s), want the plain variant", oldest, oldest.Key())
+	}
+	a := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0]})
+	b := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0].Add(time.Nanosecond)})
+	if !a.After.Equal(times[0]) || a.Key() != b.Key() || a.Key() == "full|all" {
+		t.Errorf("ArticlesAfter at the oldest article: got %s and %s, want one variant after %v", a.Key(), b.Key(), times[0])
+	}
+	r, err := render.New(testSite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := r.Digest(d, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, art := range d.Articles {
+		in := bytes.Contains(ed.Text, []byte(art.Title))
+		if want := art.PublishedAt.After(times[0]); in != want {
+			t.Errorf("%q (published %v) in the variant: %v, want %v", art.Title, art.PublishedAt, in, want)
+		}
 	}
 }

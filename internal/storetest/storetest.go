@@ -101,6 +101,7 @@ func normSubscriber(s *newsletter.Subscriber) *newsletter.Subscriber {
 	c.CreatedAt, c.UpdatedAt = normTime(c.CreatedAt), normTime(c.UpdatedAt)
 	c.ConfirmedAt, c.UnsubscribedAt = normTime(c.ConfirmedAt), normTime(c.UnsubscribedAt)
 	c.ConfirmationSentAt = normTime(c.ConfirmationSentAt)
+	c.LastSignUpAt, c.ArticlesAfter = normTime(c.LastSignUpAt), normTime(c.ArticlesAfter)
 	return &c
 }
 

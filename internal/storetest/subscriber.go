@@ -45,6 +45,8 @@ func newSubscriber(i int) *newsletter.Subscriber {
 		UpdatedAt:          at(i + 1),
 		ConfirmedAt:        at(i + 2),
 		ConfirmationSentAt: at(i + 3),
+		LastSignUpAt:       at(i + 4),
+		ArticlesAfter:      at(i + 5),
 	}
 }
 
