@@ -6,7 +6,7 @@ ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
 .PHONY: run test vet chaos bench build clean aws-deps lambdas \
-	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction
+	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction build-IngestFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
 run:
@@ -51,10 +51,12 @@ build-SenderFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sender
 build-FeedbackFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/feedback
+build-IngestFunction:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ingest
 
 ## lambdas: every function's bootstrap under .aws-sam/manual/<LogicalId>/
 lambdas:
-	@for f in ApiFunction DigestFunction SenderFunction FeedbackFunction; do \
+	@for f in ApiFunction DigestFunction SenderFunction FeedbackFunction IngestFunction; do \
 		$(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=.aws-sam/manual/$$f || exit 1; \
 		ls -l .aws-sam/manual/$$f/bootstrap; \
 	done

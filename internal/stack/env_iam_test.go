@@ -58,9 +58,12 @@ var envName = regexp.MustCompile(`"(BROADSHEET_[A-Z0-9_]+)"`)
 // functions that read them; every other BROADSHEET_* name the code reads
 // must be set for each function that links the code reading it.
 var functionOnly = map[string][]string{
-	"BROADSHEET_DIGEST_FUNCTION":    {"ApiFunction"},                      // api invokes the digest function
-	"BROADSHEET_QUEUE_URL":          {"DigestFunction", "SenderFunction"}, // fan-out and retries enqueue
-	"BROADSHEET_SENDER_CONCURRENCY": {"SenderFunction"},                   // its share of the SES rate
+	"BROADSHEET_DIGEST_FUNCTION":        {"ApiFunction"},                                        // api invokes the digest function
+	"BROADSHEET_QUEUE_URL":              {"DigestFunction", "SenderFunction", "IngestFunction"}, // fan-out and retries enqueue
+	"BROADSHEET_WORDPRESS_URL":          {"IngestFunction"},                                     // the site it pulls from
+	"BROADSHEET_WORDPRESS_SECRET":       {"ApiFunction"},                                        // POST /hooks/wordpress
+	"BROADSHEET_WORDPRESS_SECRET_PARAM": {"ApiFunction"},
+	"BROADSHEET_SENDER_CONCURRENCY":     {"SenderFunction"}, // its share of the SES rate
 }
 
 // laptopOnly are settings only the laptop binary reads (package settings

@@ -114,8 +114,8 @@ func TestTemplateParses(t *testing.T) {
 		t.Fatalf("goformation: %v", err)
 	}
 	fns := tpl.GetAllServerlessFunctionResources()
-	if len(fns) != 4 {
-		t.Fatalf("%d functions, want api, digest, sender and feedback", len(fns))
+	if len(fns) != 5 {
+		t.Fatalf("%d functions, want api, digest, sender, feedback and ingest", len(fns))
 	}
 	plain, _ := loadTemplate(t)
 	if plain.Globals.Function.Timeout == 0 {

@@ -19,10 +19,12 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/api"
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
+	"github.com/broadsheet-news/broadsheet/internal/awsapp/awsenv"
 	"github.com/broadsheet-news/broadsheet/internal/awsapp/sesmail"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/render"
 	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
+	"github.com/broadsheet-news/broadsheet/internal/secrets"
 	"github.com/broadsheet-news/broadsheet/internal/settings"
 )
 
@@ -103,7 +105,16 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 	if err != nil {
 		return err
 	}
-	h, err := api.NewHandler(app.Service, api.Options{Logger: app.Log, SiteName: app.Settings.SiteName})
+	// Read here, not in awsapp: only the api takes pushes.
+	cfg, err := awsenv.Config(getenv)
+	if err != nil {
+		return fmt.Errorf("api: AWS config: %w", err)
+	}
+	wpSecret, err := secrets.WordPressSecret(ctx, getenv, cfg)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	h, err := api.NewHandler(app.Service, api.Options{Logger: app.Log, SiteName: app.Settings.SiteName, WordPressSecret: wpSecret})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
