@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/api"
+	"github.com/broadsheet-news/broadsheet/internal/newsletter"
+	"github.com/broadsheet-news/broadsheet/internal/token"
 	"github.com/broadsheet-news/broadsheet/internal/wordpress"
 	"github.com/broadsheet-news/broadsheet/internal/wordpress/wptest"
 )
@@ -106,13 +108,22 @@ func TestWordPressHookOff(t *testing.T) {
 	wantError(t, r, http.StatusNotFound, "not_found")
 }
 
-// TestWordPressToDailyReader publishes posts in a fake WordPress and
-// checks that each reaches a daily reader exactly once whether it is
-// pushed, pulled or both, and that a correction is marked once.
-func TestWordPressToDailyReader(t *testing.T) {
+// TestWordPressToDailyAndInstantReaders publishes posts in a fake WordPress and
+// checks that each reaches a daily reader exactly once, in the digest, and
+// an instant reader exactly once, as it arrives, whether it is pushed,
+// pulled or both; and that a correction is marked once in the digest.
+func TestWordPressToDailyAndInstantReaders(t *testing.T) {
 	e := MustEnv(t, withHook)
 	reader := "daily@example.com"
 	e.mustConfirmed(reader)
+	instant := "instant@example.com"
+	sub := e.mustConfirmed(instant)
+	want(t, e.Form("/preferences?token="+e.sign(token.Preferences, sub.ID, time.Hour), "frequency=instant&format=full"), http.StatusOK)
+	if got := e.subscriber(instant).Frequency; got != newsletter.Instant {
+		t.Fatalf("instant reader's frequency: got %s", got)
+	}
+	// The confirmation and the welcome email.
+	readerMails, instantMails := len(e.mailsTo(reader)), len(e.mailsTo(instant))
 	site := wptest.New(t)
 	client, err := wordpress.NewClient(site.URL, nil)
 	if err != nil {
@@ -153,12 +164,24 @@ func TestWordPressToDailyReader(t *testing.T) {
 		}
 		return r
 	}
-	want(t, digest(), http.StatusCreated, http.StatusOK)
+	if err := e.queue.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	titles := []string{"Assembly passes the 2027 budget", "Pulled & pushed", "Only pulled"}
+	if n := len(e.mailsTo(reader)) - readerMails; n != 0 {
+		t.Errorf("emails to the daily reader before the digest: got %d, want 0", n)
+	}
+	want(t, digest(), http.StatusCreated, http.StatusOK)
 	for _, title := range titles {
 		if n := countMails(e.mailsTo(reader), title); n != 1 {
 			t.Errorf("emails to the daily reader with %q: got %d, want 1", title, n)
 		}
+		if n := countMails(e.mailsTo(instant), title); n != 1 {
+			t.Errorf("emails to the instant reader with %q: got %d, want 1", title, n)
+		}
+	}
+	if n := len(e.mailsTo(instant)) - instantMails; n != len(titles) {
+		t.Errorf("emails to the instant reader: got %d, want %d (one per post, no digest)", n, len(titles))
 	}
 
 	// The next day: a correction in WordPress, pulled, is carried again
