@@ -141,7 +141,7 @@ func (s *Subscriber) Receives(f Frequency, sections []string) bool {
 // ReceivesDigest reports whether the reader should get d, whose sections
 // are sections (d.Sections(), worked out once by the caller): Receives,
 // and at least one of d's articles in the reader's sections is new to
-// them, published after ArticlesAfter.
+// them, published after ArticlesAfter, or a correction (Digest.Updated).
 func (s *Subscriber) ReceivesDigest(d *Digest, sections []string) bool {
 	if !s.Receives(d.Frequency, sections) {
 		return false
@@ -150,7 +150,7 @@ func (s *Subscriber) ReceivesDigest(d *Digest, sections []string) bool {
 		return true // every article of d is newer (the usual case)
 	}
 	for i := range d.Articles {
-		if a := &d.Articles[i]; a.PublishedAt.After(s.ArticlesAfter) && s.wants(a) {
+		if a := &d.Articles[i]; (a.PublishedAt.After(s.ArticlesAfter) || d.IsUpdated(a.ID)) && s.wants(a) {
 			return true
 		}
 	}

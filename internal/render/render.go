@@ -148,7 +148,7 @@ func VariantFor(d *newsletter.Digest, s *newsletter.Subscriber) Variant {
 	v := Variant{Format: canonicalFormat(s.Format)}
 	if !s.ArticlesAfter.IsZero() {
 		for _, a := range d.Articles {
-			if !a.PublishedAt.After(s.ArticlesAfter) && a.PublishedAt.After(v.After) {
+			if !a.PublishedAt.After(s.ArticlesAfter) && a.PublishedAt.After(v.After) && !d.IsUpdated(a.ID) {
 				v.After = a.PublishedAt
 			}
 		}
@@ -507,8 +507,8 @@ func (r *Renderer) groups(d *newsletter.Digest, v Variant) []group {
 	bySection := map[string][]articleView{}
 	var loose []articleView
 	for _, a := range d.Articles {
-		if !v.After.IsZero() && !a.PublishedAt.After(v.After) {
-			continue // reached these readers already
+		if !v.After.IsZero() && !a.PublishedAt.After(v.After) && !d.IsUpdated(a.ID) {
+			continue // reached these readers already (a correction comes again)
 		}
 		av := articleView{
 			Title:       oneLine(a.Title),
