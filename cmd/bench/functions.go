@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/harness"
 )
@@ -29,6 +32,7 @@ var functions = []struct{ name, logicalID, event string }{
 	{"digest", "DigestFunction", "digest.json"},
 	{"sender", "SenderFunction", "sender.json"},
 	{"feedback", "FeedbackFunction", "feedback-bounce.json"},
+	{"ingest", "IngestFunction", "ingest.json"},
 }
 
 // startRuns is how many cold starts each median is taken over.
@@ -86,7 +90,13 @@ func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	site, err := startWordPress(root)
+	if err != nil {
+		return err
+	}
+	defer site.Close()
 	env := []string{
+		awsapp.EnvWordPressURL + "=" + site.URL,
 		"BROADSHEET_TABLE=" + table,
 		"BROADSHEET_QUEUE_URL=" + queueURL,
 		"BROADSHEET_FROM=The Ledger <news@ledger.example>",
@@ -373,4 +383,35 @@ func lambdaEnv(env []string, runtimeAPI, bootstrap string) []string {
 		e = append(e, "AWS_LAMBDA_RUNTIME_API="+runtimeAPI)
 	}
 	return e
+}
+
+// startWordPress serves, on 127.0.0.1, the REST API's posts listing as a
+// WordPress site with its feeds off does: one page of the real-shaped
+// posts in internal/wordpress/testdata, which the ingest function pulls
+// at each cold start (they are old, so no instant email goes out).
+func startWordPress(root string) (*httptest.Server, error) {
+	posts, err := os.ReadFile(filepath.Join(root, "internal", "wordpress", "testdata", "posts.json"))
+	if err != nil {
+		return nil, fmt.Errorf("wordpress posts: %w", err)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(posts, &list); err != nil {
+		return nil, fmt.Errorf("wordpress posts: %w", err)
+	}
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/wp-json/wp/v2/posts" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.Header().Set("X-WP-Total", strconv.Itoa(len(list)))
+		w.Header().Set("X-WP-TotalPages", "1")
+		if p := r.URL.Query().Get("page"); p != "" && p != "1" {
+			// What WordPress answers past the last page.
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"code":"rest_post_invalid_page_number","data":{"status":400}}`))
+			return
+		}
+		w.Write(posts)
+	})), nil
 }
