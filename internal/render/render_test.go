@@ -621,9 +621,9 @@ func TestVariantAfter(t *testing.T) {
 		times[i] = d.Articles[i].PublishedAt
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	oldest := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0].Add(-time.Hour)})
-	if !oldest.After.IsZero() || oldest.Key() != "full|all" {
-		t.Errorf("ArticlesAfter before every article: got %#v (%s), want the plain variant", oldest, oldest.Key())
+	plain := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0].Add(-time.Hour)})
+	if !plain.After.IsZero() || plain.Key() != "full|all" {
+		t.Errorf("ArticlesAfter before every article: got %#v (%s), want the plain variant", plain, plain.Key())
 	}
 	a := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0]})
 	b := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[0].Add(time.Nanosecond)})
@@ -643,5 +643,16 @@ func TestVariantAfter(t *testing.T) {
 		if want := art.PublishedAt.After(times[0]); in != want {
 			t.Errorf("%q (published %v) in the variant: %v, want %v", art.Title, art.PublishedAt, in, want)
 		}
+	}
+
+	// A correction of an article the reader had comes through, marked.
+	oldest := d.Articles[0]
+	d.Updated = []string{oldest.ID}
+	c := render.VariantFor(d, &newsletter.Subscriber{ArticlesAfter: times[1]})
+	if ed, err = r.Digest(d, c); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ed.Text, []byte(oldest.Title)) || bytes.Contains(ed.Text, []byte(d.Articles[1].Title)) {
+		t.Errorf("variant %s: want the corrected %q and not %q", c.Key(), oldest.Title, d.Articles[1].Title)
 	}
 }
