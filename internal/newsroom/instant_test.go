@@ -3,68 +3,32 @@ package newsroom_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/broadsheet-news/broadsheet/internal/bolt"
-	"github.com/broadsheet-news/broadsheet/internal/delivery"
 	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
-	"github.com/broadsheet-news/broadsheet/internal/outbox"
-	"github.com/broadsheet-news/broadsheet/internal/render"
-	"github.com/broadsheet-news/broadsheet/internal/render/transactional"
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
 // sending is the laptop's pipeline end to end: bbolt, the engine on the
 // in-process queue, and the real outbox behind a mailer that keeps copies.
 type sending struct {
-	svc      *newsroom.Service
-	store    *bolt.Store
-	mailer   *countingMailer
-	queue    *memqueue.Queue
-	clock    *clock
-	renderer *render.Renderer
-	signer   *token.Signer
+	*parts
+	svc   *newsroom.Service
+	queue *memqueue.Queue
 }
 
 func newSending(t *testing.T) *sending {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := bolt.Open(filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	key, _ := token.NewKey()
-	signer, err := token.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := render.Site{Name: "The Ledger", URL: "https://news.example.com", PostalAddress: "1 Marina, Lagos", Sections: newsletter.DefaultSections, Location: time.UTC}
-	r, err := render.New(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mails, err := transactional.New(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob, err := outbox.New(filepath.Join(dir, "outbox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
-	m := &countingMailer{next: ob}
-	engine := delivery.New(store, signer, r, m, nil, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: site.URL}, Now: c.Now})
+	p := newParts(t)
+	engine := p.engine(nil)
 	q := memqueue.New(engine, memqueue.Options{Workers: 2})
 	engine.SetQueue(q)
 	q.Start(context.Background())
 	t.Cleanup(q.Close)
-	svc := newsroom.New(store, signer, r, mails, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
-	return &sending{svc: svc, store: store, mailer: m, queue: q, clock: c, renderer: r, signer: signer}
+	return &sending{parts: p, svc: p.service(p.store, engine), queue: q}
 }
 
 func (s *sending) signToken(t *testing.T, p token.Purpose, id string) string {

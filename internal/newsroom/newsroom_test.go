@@ -69,7 +69,20 @@ type fixture struct {
 	signer *token.Signer
 }
 
-func newFixture(t testing.TB, wrap ...func(newsletter.Store) newsletter.Store) *fixture {
+// parts are what every newsroom test builds on: a bbolt store in a
+// temporary folder, a signer, the renderers, the real outbox behind a
+// mailer that keeps copies, and a clock.
+type parts struct {
+	store    *bolt.Store
+	signer   *token.Signer
+	site     render.Site
+	renderer *render.Renderer
+	mails    *transactional.Renderer
+	mailer   *countingMailer
+	clock    *clock
+}
+
+func newParts(t testing.TB) *parts {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := bolt.Open(filepath.Join(dir, "db"))
@@ -96,14 +109,28 @@ func newFixture(t testing.TB, wrap ...func(newsletter.Store) newsletter.Store) *
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)}
-	m := &countingMailer{next: ob}
-	engine := delivery.New(store, signer, r, m, nopQueue{}, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: site.URL}, Now: c.Now})
-	var svcStore newsletter.Store = store
+	return &parts{store: store, signer: signer, site: site, renderer: r, mails: mails, mailer: &countingMailer{next: ob}, clock: c}
+}
+
+// engine returns a delivery engine on the parts, sending to q.
+func (p *parts) engine(q delivery.Queue) *delivery.Engine {
+	return delivery.New(p.store, p.signer, p.renderer, p.mailer, q, delivery.Config{Letterhead: delivery.Letterhead{From: "The Ledger <news@example.com>", BaseURL: p.site.URL}, Now: p.clock.Now})
+}
+
+// service returns a newsroom on the parts and engine, over store.
+func (p *parts) service(store newsletter.Store, engine *delivery.Engine) *newsroom.Service {
+	return newsroom.New(store, p.signer, p.renderer, p.mails, p.mailer, engine, engine, newsroom.Config{Site: p.site, From: "The Ledger <news@example.com>", Now: p.clock.Now})
+}
+
+func newFixture(t testing.TB, wrap ...func(newsletter.Store) newsletter.Store) *fixture {
+	t.Helper()
+	p := newParts(t)
+	engine := p.engine(nopQueue{})
+	var svcStore newsletter.Store = p.store
 	for _, w := range wrap {
 		svcStore = w(svcStore)
 	}
-	svc := newsroom.New(svcStore, signer, r, mails, m, engine, engine, newsroom.Config{Site: site, From: "The Ledger <news@example.com>", Now: c.Now})
-	return &fixture{svc: svc, store: store, mailer: m, clock: c, signer: signer}
+	return &fixture{svc: p.service(svcStore, engine), store: p.store, mailer: p.mailer, clock: p.clock, signer: p.signer}
 }
 
 func wantCode(t *testing.T, err error, code string) {
