@@ -32,8 +32,8 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *newsletter.Checkpoint) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c == nil || c.Name == "" {
-		return newsletter.Errorf(newsletter.EINVALID, "Checkpoint name is required.")
+	if err := newsletter.CheckCheckpoint(c); err != nil {
+		return err
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		return put(tx.Bucket(bucketCheckpoints), c.Name, c)

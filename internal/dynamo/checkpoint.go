@@ -54,8 +54,8 @@ func (s *Store) PutCheckpoint(ctx context.Context, c *newsletter.Checkpoint) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c == nil || c.Name == "" {
-		return newsletter.Errorf(newsletter.EINVALID, "Checkpoint name is required.")
+	if err := newsletter.CheckCheckpoint(c); err != nil {
+		return err
 	}
 	it, err := marshal(checkpointItem{
 		keys:       keys{PK: prefixCheckpoint + c.Name, SK: skCheckpoint, Type: typeCheckpoint, Version: 1},

@@ -140,6 +140,15 @@ type Checkpoint struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
+// CheckCheckpoint is PutCheckpoint's check of its argument, shared by the
+// stores: EINVALID without a checkpoint or its name.
+func CheckCheckpoint(c *Checkpoint) error {
+	if c == nil || c.Name == "" {
+		return Errorf(EINVALID, "Checkpoint name is required.")
+	}
+	return nil
+}
+
 // Page asks for one page of a listing: the cursor a previous call returned
 // ("" for the first page) and how many records at most.
 type Page struct {
