@@ -386,32 +386,54 @@ func lambdaEnv(env []string, runtimeAPI, bootstrap string) []string {
 }
 
 // startWordPress serves, on 127.0.0.1, the REST API's posts listing as a
-// WordPress site with its feeds off does: one page of the real-shaped
-// posts in internal/wordpress/testdata, which the ingest function pulls
-// at each cold start (they are old, so no instant email goes out).
+// WordPress site with its feeds off does: the real-shaped posts in
+// internal/wordpress/testdata, filtered by after and modified_after (the
+// API's zone-less times, which compare as text), on one page. The first
+// cold start of the ingest function pulls them all (they are old, so no
+// instant email goes out); the others start from its checkpoint and find
+// nothing new, as a scheduled pull mostly does.
 func startWordPress(root string) (*httptest.Server, error) {
-	posts, err := os.ReadFile(filepath.Join(root, "internal", "wordpress", "testdata", "posts.json"))
+	data, err := os.ReadFile(filepath.Join(root, "internal", "wordpress", "testdata", "posts.json"))
 	if err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(posts, &list); err != nil {
+	var posts []json.RawMessage
+	if err := json.Unmarshal(data, &posts); err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
+	}
+	type dates struct{ Date, Modified string }
+	meta := make([]dates, len(posts))
+	for i, p := range posts {
+		if err := json.Unmarshal(p, &meta[i]); err != nil {
+			return nil, fmt.Errorf("wordpress post %d: %w", i, err)
+		}
 	}
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/wp-json/wp/v2/posts" {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		w.Header().Set("X-WP-Total", strconv.Itoa(len(list)))
-		w.Header().Set("X-WP-TotalPages", "1")
-		if p := r.URL.Query().Get("page"); p != "" && p != "1" {
+		q := r.URL.Query()
+		if p := q.Get("page"); p != "" && p != "1" {
 			// What WordPress answers past the last page.
 			w.WriteHeader(http.StatusBadRequest)
 			w.Write([]byte(`{"code":"rest_post_invalid_page_number","data":{"status":400}}`))
 			return
 		}
-		w.Write(posts)
+		out := []json.RawMessage{}
+		for i, p := range posts {
+			if a := q.Get("after"); a != "" && meta[i].Date <= a {
+				continue
+			}
+			if a := q.Get("modified_after"); a != "" && meta[i].Modified <= a {
+				continue
+			}
+			out = append(out, p)
+		}
+		body, _ := json.Marshal(out)
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.Header().Set("X-WP-Total", strconv.Itoa(len(out)))
+		w.Header().Set("X-WP-TotalPages", strconv.Itoa(min(len(out), 1)))
+		w.Write(body)
 	})), nil
 }
