@@ -80,11 +80,14 @@ func (s *Service) ingestArticle(ctx context.Context, in ArticleInput) (*newslett
 		}
 		return a, Ingested, nil
 	}
+	var as newsletter.Article // the stored article, when unchanged: not read again
 	stored, err := s.store.UpdateArticle(ctx, id, func(old *newsletter.Article) error {
 		if !a.RevisedAt.IsZero() && !a.RevisedAt.After(old.RevisedAt) {
+			as = *old
 			return errUnchanged
 		}
 		if a.RevisedAt.IsZero() && visible(a) == visible(old) {
+			as = *old
 			return errUnchanged
 		}
 		old.URL, old.Title, old.Summary, old.Author = a.URL, a.Title, a.Summary, a.Author
@@ -103,11 +106,7 @@ func (s *Service) ingestArticle(ctx context.Context, in ArticleInput) (*newslett
 	})
 	switch {
 	case errors.Is(err, errUnchanged):
-		stored, err = s.store.Article(ctx, id)
-		if err != nil {
-			return nil, "", fmt.Errorf("ingest article: %w", err)
-		}
-		return stored, Unchanged, nil
+		return &as, Unchanged, nil
 	case err != nil:
 		return nil, "", wrap("ingest article", err)
 	}

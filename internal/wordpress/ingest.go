@@ -89,6 +89,12 @@ func (in *Ingester) Run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	// Each store call is a DynamoDB request on AWS, and a scheduled run
+	// mostly finds nothing new: the checkpoint is written only when it
+	// moves, and a post both queries return (the overlap, or one published
+	// and modified since) is handed over once.
+	saved := cp
+	seen := map[int64]string{} // post ID → the modified time handed over
 	for _, byModified := range []bool{false, true} {
 		q := Query{After: before(cp.Published, Overlap)}
 		if byModified {
@@ -103,14 +109,20 @@ func (in *Ingester) Run(ctx context.Context) (Report, error) {
 			rep.Pages++
 			for i := range page.Posts {
 				p := &page.Posts[i]
-				if err := in.ingest(ctx, p, &rep, log); err != nil {
-					return rep, err
+				if m, ok := seen[p.ID]; !ok || m != p.Modified {
+					if err := in.ingest(ctx, p, &rep, log); err != nil {
+						return rep, err
+					}
+					seen[p.ID] = p.Modified
 				}
 				cp.Published = later(cp.Published, p.Date)
 				cp.Modified = later(cp.Modified, p.Modified)
 			}
-			if err := in.save(ctx, cp, now()); err != nil {
-				return rep, err
+			if cp != saved {
+				if err := in.save(ctx, cp, now()); err != nil {
+					return rep, err
+				}
+				saved = cp
 			}
 		}
 	}
