@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/awsapp"
 	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/harness"
+	"github.com/broadsheet-news/broadsheet/internal/wordpress/wptest"
 )
 
 // functions are the Lambda functions: the SAM logical ID whose Makefile
@@ -385,14 +385,13 @@ func lambdaEnv(env []string, runtimeAPI, bootstrap string) []string {
 	return e
 }
 
-// startWordPress serves, on 127.0.0.1, the REST API's posts listing as a
-// WordPress site with its feeds off does: the real-shaped posts in
-// internal/wordpress/testdata, filtered by after and modified_after (the
-// API's zone-less times, which compare as text), on one page. The first
-// cold start of the ingest function pulls them all (they are old, so no
-// instant email goes out); the others start from its checkpoint and find
-// nothing new, as a scheduled pull mostly does.
-func startWordPress(root string) (*httptest.Server, error) {
+// startWordPress starts a WordPress-shaped site on 127.0.0.1 (wptest,
+// which filters by after and modified_after as the REST API does) with
+// the real-shaped posts in internal/wordpress/testdata. The first cold
+// start of the ingest function pulls them all (they are old, so no instant
+// email goes out); the others start from its checkpoint and find only the
+// overlap, as a scheduled pull mostly does.
+func startWordPress(root string) (*wptest.Site, error) {
 	data, err := os.ReadFile(filepath.Join(root, "internal", "wordpress", "testdata", "posts.json"))
 	if err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
@@ -401,39 +400,5 @@ func startWordPress(root string) (*httptest.Server, error) {
 	if err := json.Unmarshal(data, &posts); err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
 	}
-	type dates struct{ Date, Modified string }
-	meta := make([]dates, len(posts))
-	for i, p := range posts {
-		if err := json.Unmarshal(p, &meta[i]); err != nil {
-			return nil, fmt.Errorf("wordpress post %d: %w", i, err)
-		}
-	}
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/wp-json/wp/v2/posts" {
-			http.NotFound(w, r)
-			return
-		}
-		q := r.URL.Query()
-		if p := q.Get("page"); p != "" && p != "1" {
-			// What WordPress answers past the last page.
-			w.WriteHeader(http.StatusBadRequest)
-			w.Write([]byte(`{"code":"rest_post_invalid_page_number","data":{"status":400}}`))
-			return
-		}
-		out := []json.RawMessage{}
-		for i, p := range posts {
-			if a := q.Get("after"); a != "" && meta[i].Date <= a {
-				continue
-			}
-			if a := q.Get("modified_after"); a != "" && meta[i].Modified <= a {
-				continue
-			}
-			out = append(out, p)
-		}
-		body, _ := json.Marshal(out)
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		w.Header().Set("X-WP-Total", strconv.Itoa(len(out)))
-		w.Header().Set("X-WP-TotalPages", strconv.Itoa(min(len(out), 1)))
-		w.Write(body)
-	})), nil
+	return wptest.Start(posts...), nil
 }

@@ -51,9 +51,16 @@ type meta struct {
 // test.
 func New(tb testing.TB, posts ...json.RawMessage) *Site {
 	tb.Helper()
+	s := Start(posts...)
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a site on 127.0.0.1 serving the posts, outside a test (the
+// benchmark's Lambda functions pull from it); the caller closes it.
+func Start(posts ...json.RawMessage) *Site {
 	s := &Site{posts: posts}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(s.Close)
 	return s
 }
 
