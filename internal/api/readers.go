@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
@@ -159,15 +160,18 @@ func (h *handler) confirmPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "confirm", &pageData{Email: s.Email, Token: tok})
 }
 
-// confirm confirms the reader named by the token; confirming twice is fine.
-func (h *handler) confirm(w http.ResponseWriter, r *http.Request) {
+// readerAction is a reader's POST with a token (in the form, a JSON body
+// or the address): it calls act with it, then answers the reader's new
+// status as JSON, or the page page returns. Errors get the error page or
+// JSON, as every reader route's do.
+func (h *handler) readerAction(w http.ResponseWriter, r *http.Request, act func(ctx context.Context, tok string) (*newsletter.Subscriber, error), page func(tok string, s *newsletter.Subscriber) (string, *pageData)) {
 	tokenPage(w)
 	tok, err := requestToken(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	s, err := h.svc.Confirm(r.Context(), tok)
+	s, err := act(r.Context(), tok)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -176,7 +180,15 @@ func (h *handler) confirm(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, r, http.StatusOK, map[string]string{"status": string(s.Status)})
 		return
 	}
-	h.render(w, r, http.StatusOK, "confirmed", &pageData{Frequency: string(s.Frequency)})
+	name, data := page(tok, s)
+	h.render(w, r, http.StatusOK, name, data)
+}
+
+// confirm confirms the reader named by the token; confirming twice is fine.
+func (h *handler) confirm(w http.ResponseWriter, r *http.Request) {
+	h.readerAction(w, r, h.svc.Confirm, func(_ string, s *newsletter.Subscriber) (string, *pageData) {
+		return "confirmed", &pageData{Frequency: string(s.Frequency)}
+	})
 }
 
 // unsubscribePage shows the unsubscribe button. It changes nothing.
@@ -200,45 +212,20 @@ func (h *handler) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 // the address and the body List-Unsubscribe=One-Click, no cookie and no
 // login, answered 200 without a redirect, as often as it comes.
 func (h *handler) unsubscribe(w http.ResponseWriter, r *http.Request) {
-	tokenPage(w)
-	tok, err := requestToken(w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if _, err := h.svc.Unsubscribe(r.Context(), tok); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if wantsJSON(r) {
-		h.writeJSON(w, r, http.StatusOK, map[string]string{"status": string(newsletter.StatusUnsubscribed)})
-		return
-	}
-	// The goodbye page offers to undo, with the same token: a reader who
-	// pressed the button by mistake gets back in one more press.
-	h.render(w, r, http.StatusOK, "unsubscribed", &pageData{Message: "You will get no more emails from us.", Token: tok})
+	h.readerAction(w, r, h.svc.Unsubscribe, func(tok string, _ *newsletter.Subscriber) (string, *pageData) {
+		// The goodbye page offers to undo, with the same token: a reader
+		// who pressed the button by mistake gets back in one more press.
+		return "unsubscribed", &pageData{Message: "You will get no more emails from us.", Token: tok}
+	})
 }
 
 // undoUnsubscribe is the goodbye page's "undo": it puts the reader back on
 // the list with the unsubscribe link's token, and only with it. Pressing it
 // twice is fine.
 func (h *handler) undoUnsubscribe(w http.ResponseWriter, r *http.Request) {
-	tokenPage(w)
-	tok, err := requestToken(w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	s, err := h.svc.Resubscribe(r.Context(), tok)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if wantsJSON(r) {
-		h.writeJSON(w, r, http.StatusOK, map[string]string{"status": string(s.Status)})
-		return
-	}
-	h.render(w, r, http.StatusOK, "resubscribed", &pageData{Email: s.Email, Frequency: string(s.Frequency), Saved: s.Status == newsletter.StatusConfirmed})
+	h.readerAction(w, r, h.svc.Resubscribe, func(_ string, s *newsletter.Subscriber) (string, *pageData) {
+		return "resubscribed", &pageData{Email: s.Email, Frequency: string(s.Frequency), Saved: s.Status == newsletter.StatusConfirmed}
+	})
 }
 
 // preferencesPage shows the reader's choices in a form.
