@@ -32,6 +32,17 @@ func (s *Service) sendInstant(ctx context.Context, a *newsletter.Article) error 
 	if a.PublishedAt.After(now.Add(instantSkew)) || a.PublishedAt.Before(now.Add(-s.cfg.InstantMaxAge)) {
 		return nil
 	}
+	// The article comes again on every pull while it is fresh (the pull's
+	// overlap) and with every retried submission: one read finds its email
+	// made already, where the readers' query and a refused conditional
+	// write (billed as a write on DynamoDB) would cost more.
+	id := newsletter.InstantDigestID(a.ID)
+	switch _, err := s.store.Digest(ctx, id); {
+	case err == nil:
+		return nil
+	case newsletter.ErrorCode(err) != newsletter.ENOTFOUND:
+		return fmt.Errorf("instant email for %s: %w", a.ID, err)
+	}
 	// No instant reader, no instant email: the digests list would fill
 	// with one empty send per article.
 	readers, _, err := s.store.Subscribers(ctx, newsletter.SubscriberFilter{Status: newsletter.StatusConfirmed, Frequency: newsletter.Instant}, newsletter.Page{Limit: 1})
@@ -42,7 +53,7 @@ func (s *Service) sendInstant(ctx context.Context, a *newsletter.Article) error 
 		return nil
 	}
 	d := &newsletter.Digest{
-		ID: newsletter.InstantDigestID(a.ID), Frequency: newsletter.Instant, Period: a.ID,
+		ID: id, Frequency: newsletter.Instant, Period: a.ID,
 		Subject: a.Title, Articles: []newsletter.Article{*a},
 		Since: a.PublishedAt.Add(-time.Nanosecond), Until: a.PublishedAt,
 		Status: newsletter.DigestSending, CreatedAt: now, SendStartedAt: now,

@@ -3,6 +3,7 @@ package newsroom_test
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +196,47 @@ func TestFrequencyChangeSendsNoArticleTwice(t *testing.T) {
 	}
 	if n := s.renderer.Renders() - renders; n != 2 {
 		t.Errorf("daily digest renders: got %d, want 2 (the whole digest, and the switcher's variant)", n)
+	}
+}
+
+// instantCalls counts the store calls an instant email costs.
+type instantCalls struct {
+	newsletter.Store
+	mu                        sync.Mutex
+	subscribers, createDigest int
+}
+
+func (c *instantCalls) Subscribers(ctx context.Context, f newsletter.SubscriberFilter, p newsletter.Page) ([]*newsletter.Subscriber, string, error) {
+	c.mu.Lock()
+	c.subscribers++
+	c.mu.Unlock()
+	return c.Store.Subscribers(ctx, f, p)
+}
+
+func (c *instantCalls) CreateDigest(ctx context.Context, d *newsletter.Digest) error {
+	c.mu.Lock()
+	c.createDigest++
+	c.mu.Unlock()
+	return c.Store.CreateDigest(ctx, d)
+}
+
+// TestInstantEmailAgainCostsOneRead: an article that comes again while
+// fresh (a retried submission, the pull's overlap) finds its instant
+// email made by one read: no readers' query, no refused write.
+func TestInstantEmailAgainCostsOneRead(t *testing.T) {
+	p := newParts(t)
+	engine := p.engine(nopQueue{})
+	counted := &instantCalls{Store: p.store}
+	svc := p.service(counted, engine)
+	s := &sending{parts: p, svc: svc}
+	s.reader(t, "instant@example.com", newsletter.Instant)
+	in := newsroom.ArticleInput{URL: "https://news.example.com/again", Title: "Again", Summary: "Twice.", Sections: []string{"news"}}
+	for range 3 {
+		if _, _, err := svc.SubmitArticle(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counted.subscribers != 1 || counted.createDigest != 1 {
+		t.Errorf("three submissions: %d readers' queries and %d digest creations, want 1 and 1", counted.subscribers, counted.createDigest)
 	}
 }
