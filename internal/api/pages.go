@@ -125,7 +125,7 @@ func frequencyLabel(f newsletter.Frequency) string {
 		return "Daily: one email a day"
 	case newsletter.Weekly:
 		return "Weekly: one email a week"
-	case "instant": // newsletter.Instant, once it lands
+	case newsletter.Instant:
 		return "Instant: an email as each story is published"
 	}
 	label := string(f)

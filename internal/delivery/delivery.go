@@ -32,7 +32,9 @@ type Mailer interface {
 // BulkMailer is a Mailer that can also hand many messages to the provider
 // in as few calls as it allows (SES SendBulkEmail takes 50). The engine
 // uses it, when the mailer is one, for the readers of a send task; msgs
-// come from Engine.Message and often share one edition's layout. It
+// come from Engine.Message and share the few layouts of the task's
+// variants (a task is a run of readers in ID order), so a mailer groups
+// them by layout, as SES's one template per call needs. It
 // returns one Sent per message, in order, each meaning what Send's
 // result would.
 type BulkMailer interface {
@@ -171,9 +173,11 @@ func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		// A task's store work is three calls whatever its size, and on
 		// DynamoDB each call also costs two counter writes: 100 readers
-		// keep that under 0.05 units a reader (SES bulk calls take 50, so
-		// a task is two calls at once). A crash leaves a task's rows
-		// uncertain, so this is also the most readers one crash can.
+		// keep that under 0.05 units a reader, and a task well inside a
+		// sender Lambda's time and the lease at a modest SES rate. A crash
+		// leaves a task's rows uncertain, so this is also the most readers
+		// one crash can. The laptop's store takes bigger tasks
+		// (bolt.SendTaskSize).
 		c.BatchSize = 100
 	}
 	if c.PageSize <= 0 {
