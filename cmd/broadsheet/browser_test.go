@@ -14,17 +14,16 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/broadsheet-news/broadsheet/internal/testenv"
 )
 
 // The browser tests drive Debian's headless Chromium through the pages a
 // reader and an editor use, against the real server wiring (bbolt file and
 // .eml outbox in a temp folder). Each saves screenshots in a folder it logs.
 //
-// Without Chromium they fail, so that CI cannot pass by skipping them;
-// BROADSHEET_SKIP_BROWSER_TESTS=1 skips them on a machine that has none.
-
-// skipBrowserEnv names the variable that lets the browser tests skip.
-const skipBrowserEnv = "BROADSHEET_SKIP_BROWSER_TESTS"
+// Without Chromium they fail in CI and skip elsewhere (testenv.Missing),
+// like every test that needs a program the machine may lack.
 
 // chromiumFlags are the flags Chromium works with on our machines: no
 // sandbox (CI runs as root), and none of the background connections a
@@ -65,10 +64,7 @@ func newBrowser(t *testing.T) *browser {
 		}
 	}
 	if path == "" {
-		if os.Getenv(skipBrowserEnv) == "1" {
-			t.Skipf("no Chromium, and %s=1", skipBrowserEnv)
-		}
-		t.Fatalf("Chromium not found: apt-get install -y chromium (or set BROADSHEET_CHROMIUM, or %s=1 to skip)", skipBrowserEnv)
+		testenv.Missing(t, "Chromium not found: apt-get install -y chromium (.ci/run does), or set BROADSHEET_CHROMIUM")
 	}
 	shots := os.Getenv("BROADSHEET_SCREENSHOTS")
 	if shots == "" {

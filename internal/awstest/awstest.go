@@ -32,6 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/broadsheet-news/broadsheet/internal/testenv"
 )
 
 // Region is the region every stand-in client uses.
@@ -82,15 +84,12 @@ func Root(tb testing.TB) string {
 	}
 }
 
-// Missing fails the test in CI and skips it elsewhere, saying what is
-// missing and how to install it.
+// Missing fails the test in CI and skips it elsewhere (testenv.Missing),
+// saying what is missing and how to install it.
 func Missing(tb testing.TB, what string) {
 	tb.Helper()
 	msg := fmt.Sprintf("awstest: %s is not available; run `make aws-deps` (Java 17 and `npm ci`) to install the local AWS stand-ins", what)
-	if os.Getenv("CI") != "" {
-		tb.Fatal(msg)
-	}
-	tb.Skip(msg)
+	testenv.Missing(tb, msg)
 }
 
 // FreePort returns a loopback port that was free a moment ago.
