@@ -1,6 +1,12 @@
 # Broadsheet. `make run` starts it on embedded defaults; `make test` runs
 # every test; `sam build` calls the build-<LogicalId> targets below.
 GO ?= go
+# Every target builds with go1.27.3: go1.26.8's standard library has known
+# vulnerabilities reachable from `serve` (net/http, html/template, crypto/tls;
+# see `make vulncheck`). The go command fetches that toolchain once through the
+# module proxy. A machine ignores go.mod's toolchain line unless asked, so it
+# is set here; `GOTOOLCHAIN=local make ...` keeps your own Go.
+export GOTOOLCHAIN ?= go1.27.3
 DATA ?= ./.broadsheet
 ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
