@@ -16,11 +16,25 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/token"
 )
 
+// cliNow is the clock of the commands the tests run: the morning the
+// WordPress fixture's posts were published (internal/wordpress/testdata),
+// so that a first pull's week back finds them on whatever day the suite
+// runs.
+var cliNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// runCLI runs the program as a user would, with no environment variables
+// and the clock stopped at cliNow.
 func runCLI(t *testing.T, stdin io.Reader, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), args, func(string) string { return "" }, stdin, &out, io.Discard)
+	err := run(context.Background(), args, testEnviron(cliNow), stdin, &out, io.Discard)
 	return out.String(), err
+}
+
+// testEnviron is an environment with no variables and a clock stopped at
+// now.
+func testEnviron(now time.Time) environ {
+	return environ{getenv: func(string) string { return "" }, now: func() time.Time { return now }}
 }
 
 func TestCommands(t *testing.T) {

@@ -19,17 +19,17 @@ import (
 
 // tokenCmd creates and lists editor tokens, in the data folder's store or,
 // with --table, in the DynamoDB table of a deployed stack.
-func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func tokenCmd(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
 		return fmt.Errorf("usage: broadsheet token create --name NAME [--scopes edit,send] [--table TABLE] | broadsheet token list [--table TABLE]")
 	}
 	var name, scopes, table string
-	cfg, _, err := parseConfig("token "+args[0], args[1:], getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := parseConfig("token "+args[0], args[1:], env, stderr, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&name, "name", "", "who the token is for (required)")
 			fs.StringVar(&scopes, "scopes", "edit,send", "what it may do: edit (articles, digests, subscribers) and send")
 		}
-		fs.StringVar(&table, "table", getenv("BROADSHEET_TABLE"), "the DynamoDB table of a deployed stack, instead of the data folder (AWS credentials from the environment) [BROADSHEET_TABLE]")
+		fs.StringVar(&table, "table", env.getenv("BROADSHEET_TABLE"), "the DynamoDB table of a deployed stack, instead of the data folder (AWS credentials from the environment) [BROADSHEET_TABLE]")
 	})
 	if err != nil {
 		return ignoreHelp(err)
@@ -79,12 +79,12 @@ func tokenService(ctx context.Context, cfg *config, table string, stderr io.Writ
 
 // digestCmd builds this period's digest and sends it, waiting until every
 // reader's copy is settled.
-func digestCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func digestCmd(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "send" {
 		return fmt.Errorf("usage: broadsheet digest send --frequency daily|weekly [--intro TEXT]")
 	}
 	var freq, intro string
-	cfg, _, err := parseConfig("digest send", args[1:], getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := parseConfig("digest send", args[1:], env, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&freq, "frequency", "daily", "daily or weekly")
 		fs.StringVar(&intro, "intro", "", "the editor's note at the top")
 	})
@@ -204,11 +204,11 @@ func (p *progress) bar(done, total int64, now time.Time) string {
 }
 
 // subscribersCmd imports and exports readers as CSV.
-func subscribersCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func subscribersCmd(ctx context.Context, args []string, env environ, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "import" && args[0] != "export") {
 		return fmt.Errorf("usage: broadsheet subscribers import FILE.csv | broadsheet subscribers export")
 	}
-	cfg, fs, err := parseConfig("subscribers "+args[0], args[1:], getenv, stderr, nil)
+	cfg, fs, err := parseConfig("subscribers "+args[0], args[1:], env, stderr, nil)
 	if err != nil {
 		return ignoreHelp(err)
 	}

@@ -35,7 +35,7 @@ type config struct {
 	// Addr, so serve can correct them once it knows the real port.
 	baseURLDefaulted bool
 	homeURLDefaulted bool
-	// now is the clock; tests set it, nil means time.Now.
+	// now is the clock: the environ's, time.Now when nil.
 	now func() time.Time
 
 	// location and sections are the Settings' derived values, kept here
@@ -54,8 +54,9 @@ type setting struct {
 
 // parseConfig reads the settings of cmd from flags, then BROADSHEET_*
 // variables, then defaults. extra registers the command's own flags.
-func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*config, *flag.FlagSet, error) {
-	c := &config{}
+func parseConfig(cmd string, args []string, env environ, stderr io.Writer, extra func(*flag.FlagSet)) (*config, *flag.FlagSet, error) {
+	c := &config{now: env.now}
+	getenv := env.getenv
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := []setting{

@@ -13,7 +13,7 @@ func TestConfigSources(t *testing.T) {
 		"BROADSHEET_FROM":      "Ledger Desk <desk@ledger.example>",
 	}
 	getenv := func(k string) string { return env[k] }
-	cfg, _, err := parseConfig("serve", []string{"--site-name", "The Flag Wins"}, getenv, io.Discard, nil)
+	cfg, _, err := parseConfig("serve", []string{"--site-name", "The Flag Wins"}, environ{getenv: getenv}, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConfigSources(t *testing.T) {
 		{"--base-url", "ftp://x"}, {"--from", "not an address"}, {"--daily-at", "25:00"},
 		{"--weekly-at", "someday 07:00"}, {"--sections", "News,!!!"}, {"--workers", "0"}, {"--no-such-flag"},
 	} {
-		if _, _, err := parseConfig("serve", bad, func(string) string { return "" }, io.Discard, nil); err == nil {
+		if _, _, err := parseConfig("serve", bad, testEnviron(cliNow), io.Discard, nil); err == nil {
 			t.Errorf("parseConfig(%q) accepted bad settings", bad)
 		}
 	}

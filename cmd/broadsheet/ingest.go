@@ -12,9 +12,9 @@ import (
 
 // ingestCmd pulls, once, the posts the WordPress site published or
 // changed since the last pull, and says what it did.
-func ingestCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func ingestCmd(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
 	var site string
-	cfg, _, err := parseConfig("ingest", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := parseConfig("ingest", args, env, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&site, "site", "", "the WordPress site, as --wordpress-url")
 	})
 	if err != nil {

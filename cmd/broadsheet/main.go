@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/gctune"
 
@@ -19,7 +20,7 @@ import (
 func main() {
 	gctune.Apply(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], environ{getenv: os.Getenv, now: time.Now}, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broadsheet:", err)
@@ -45,9 +46,17 @@ Every command takes the settings below as flags or BROADSHEET_* variables
 (flags win). Run "broadsheet serve -h" to see them with their defaults.
 `
 
+// environ is what the program reads from the machine besides its arguments
+// and streams: the environment's variables and the clock. A test gives its
+// own, so that a run does not depend on the day it happens on.
+type environ struct {
+	getenv func(string) string
+	now    func() time.Time // time.Now when nil
+}
+
 // run is the whole program, with its outside world passed in so that tests
 // can run it as a user would.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, env environ, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")
@@ -55,17 +64,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return serve(ctx, rest, getenv, stdout, stderr)
+		return serve(ctx, rest, env, stdout, stderr)
 	case "token":
-		return tokenCmd(ctx, rest, getenv, stdout, stderr)
+		return tokenCmd(ctx, rest, env, stdout, stderr)
 	case "digest":
-		return digestCmd(ctx, rest, getenv, stdout, stderr)
+		return digestCmd(ctx, rest, env, stdout, stderr)
 	case "subscribers":
-		return subscribersCmd(ctx, rest, getenv, stdin, stdout, stderr)
+		return subscribersCmd(ctx, rest, env, stdin, stdout, stderr)
 	case "outbox":
-		return outboxCmd(rest, getenv, stdout, stderr)
+		return outboxCmd(rest, env, stdout, stderr)
 	case "ingest":
-		return ingestCmd(ctx, rest, getenv, stdout, stderr)
+		return ingestCmd(ctx, rest, env, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

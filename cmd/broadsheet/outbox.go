@@ -27,9 +27,9 @@ type letter struct {
 
 // outboxCmd lists the outbox, or shows the newest email decoded: what a
 // laptop install "sent", readable without a mail client.
-func outboxCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func outboxCmd(args []string, env environ, stdout, stderr io.Writer) error {
 	var last bool
-	cfg, _, err := parseConfig("outbox", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, _, err := parseConfig("outbox", args, env, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&last, "last", false, "show the newest email: its headers and its text part")
 	})
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 
 // serve runs the HTTP server, the queue workers and the schedule until ctx
 // ends, then shuts down gracefully.
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parseConfig("serve", args, getenv, stderr, nil)
+func serve(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
+	cfg, _, err := parseConfig("serve", args, env, stderr, nil)
 	if err != nil {
 		return ignoreHelp(err)
 	}

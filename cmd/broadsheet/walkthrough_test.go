@@ -128,16 +128,15 @@ func TestWalkthrough(t *testing.T) {
 
 	// "broadsheet outbox" lists what was sent; --last shows the newest
 	// email (the goodbye) decoded.
-	noenv := func(string) string { return "" }
 	var list, last bytes.Buffer
-	if err := run(context.Background(), []string{"outbox", "--data", dir}, noenv, nil, &list, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"outbox", "--data", dir}, testEnviron(clock.Now()), nil, &list, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	all := readOutbox(t, outbox, func(*letter) bool { return true })
 	if got := strings.Count(list.String(), "\n"); got != len(all) {
 		t.Errorf("outbox listed %d lines, want %d:\n%s", got, len(all), list.String())
 	}
-	if err := run(context.Background(), []string{"outbox", "--last", "--data", dir}, noenv, nil, &last, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"outbox", "--last", "--data", dir}, testEnviron(clock.Now()), nil, &last, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	newest := all[len(all)-1]
@@ -182,11 +181,10 @@ func checkListHeaders(t *testing.T, m *letter, base string) string {
 func startServer(t *testing.T, clock *testClock, args ...string) (base, editorToken string) {
 	t.Helper()
 	args = append([]string{"--addr", "127.0.0.1:0", "--daily-at", "off", "--weekly-at", "off"}, args...)
-	cfg, _, err := parseConfig("serve", args, func(string) string { return "" }, io.Discard, nil)
+	cfg, _, err := parseConfig("serve", args, environ{getenv: func(string) string { return "" }, now: clock.Now}, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.now = clock.Now
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
