@@ -90,7 +90,7 @@ func runFunctions(ctx context.Context, work string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	site, err := startWordPress(root)
+	site, err := startWordPress(root, time.Now())
 	if err != nil {
 		return err
 	}
@@ -387,17 +387,21 @@ func lambdaEnv(env []string, runtimeAPI, bootstrap string) []string {
 
 // startWordPress starts a WordPress-shaped site on 127.0.0.1 (wptest,
 // which filters by after and modified_after as the REST API does) with
-// the real-shaped posts in internal/wordpress/testdata. The first cold
-// start of the ingest function pulls them all (they are old, so no instant
-// email goes out); the others start from its checkpoint and find only the
-// overlap, as a scheduled pull mostly does.
-func startWordPress(root string) (*wptest.Site, error) {
+// the real-shaped posts in internal/wordpress/testdata, re-dated to end
+// two days before now: inside the first pull's week back, so the first
+// cold start of the ingest function pulls them all, and older than the
+// instant emails' six hours, so none goes out. The others start from its
+// checkpoint and find only the overlap, as a scheduled pull mostly does.
+func startWordPress(root string, now time.Time) (*wptest.Site, error) {
 	data, err := os.ReadFile(filepath.Join(root, "internal", "wordpress", "testdata", "posts.json"))
 	if err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
 	}
 	var posts []json.RawMessage
 	if err := json.Unmarshal(data, &posts); err != nil {
+		return nil, fmt.Errorf("wordpress posts: %w", err)
+	}
+	if posts, err = wptest.Redate(posts, now.Add(-48*time.Hour)); err != nil {
 		return nil, fmt.Errorf("wordpress posts: %w", err)
 	}
 	return wptest.Start(posts...), nil

@@ -269,3 +269,66 @@ func (c *countingCheckpoints) PutCheckpoint(ctx context.Context, cp *newsletter.
 	c.puts++
 	return c.Checkpoints.PutCheckpoint(ctx, cp)
 }
+
+// TestRedate checks the fake's re-dating, which the benchmark uses to
+// serve the fixture's posts as published just before its real clock: the
+// newest publication lands where asked, every time keeps its distance
+// from it, and a first pull at that clock finds every post.
+func TestRedate(t *testing.T) {
+	posts := wptest.Load(t, "testdata/posts.json")
+	newest := time.Date(2031, 3, 9, 18, 45, 0, 0, time.UTC)
+	moved, err := wptest.Redate(posts, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(raw json.RawMessage) (ts [4]time.Time) {
+		var p struct {
+			Date        string `json:"date"`
+			DateGMT     string `json:"date_gmt"`
+			Modified    string `json:"modified"`
+			ModifiedGMT string `json:"modified_gmt"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range []string{p.Date, p.DateGMT, p.Modified, p.ModifiedGMT} {
+			v, err := time.Parse("2006-01-02T15:04:05", s)
+			if err != nil {
+				t.Fatalf("time %q: %v", s, err)
+			}
+			ts[i] = v
+		}
+		return ts
+	}
+	var latest time.Time
+	var shift time.Duration
+	for i := range posts {
+		before, after := parse(posts[i]), parse(moved[i])
+		for j := range before {
+			d := after[j].Sub(before[j])
+			if i == 0 && j == 0 {
+				shift = d
+			}
+			if d != shift {
+				t.Errorf("post %d time %d moved by %v, want %v like the others", i, j, d, shift)
+			}
+		}
+		if after[1].After(latest) {
+			latest = after[1]
+		}
+	}
+	if !latest.Equal(newest) {
+		t.Errorf("newest date_gmt %v, want %v", latest, newest)
+	}
+	if _, err := wptest.Redate([]json.RawMessage{json.RawMessage(`{"id":1,"date_gmt":"yesterday"}`)}, newest); err == nil {
+		t.Error("a post with an unreadable date_gmt was re-dated; want an error")
+	}
+
+	f := newFixture(t, moved...)
+	clock := newest.Add(time.Hour)
+	f.ing.Now = func() time.Time { return clock }
+	rep, err := f.ing.Run(context.Background())
+	if err != nil || rep.Created != len(posts) {
+		t.Fatalf("first pull at %v: %+v, %v; want all %d posts new", clock, rep, err, len(posts))
+	}
+}

@@ -232,3 +232,46 @@ func Post(tb testing.TB, post json.RawMessage, set map[string]any) json.RawMessa
 	}
 	return out
 }
+
+// Redate returns copies of posts moved in time so that the newest
+// publication is at newest, each post keeping its distance from it: the
+// fixture's posts as if published just before a clock that is not the
+// day they were written (a benchmark's real one). It moves date,
+// date_gmt, modified and modified_gmt, the times the API filters on.
+func Redate(posts []json.RawMessage, newest time.Time) ([]json.RawMessage, error) {
+	const layout = "2006-01-02T15:04:05"
+	fields := []string{"date", "date_gmt", "modified", "modified_gmt"}
+	decoded := make([]map[string]any, len(posts))
+	var latest time.Time
+	for i, p := range posts {
+		if err := json.Unmarshal(p, &decoded[i]); err != nil {
+			return nil, fmt.Errorf("post %d: %w", i, err)
+		}
+		gmt, _ := decoded[i]["date_gmt"].(string)
+		t, err := time.Parse(layout, gmt)
+		if err != nil {
+			return nil, fmt.Errorf("post %d: date_gmt %q: %w", i, gmt, err)
+		}
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	by := newest.UTC().Sub(latest)
+	out := make([]json.RawMessage, len(posts))
+	for i, m := range decoded {
+		for _, f := range fields {
+			s, _ := m[f].(string)
+			t, err := time.Parse(layout, s)
+			if err != nil {
+				return nil, fmt.Errorf("post %d: %s %q: %w", i, f, s, err)
+			}
+			m[f] = t.Add(by).Format(layout)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
