@@ -11,7 +11,7 @@ DATA ?= ./.broadsheet
 ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: run test vet chaos bench build clean aws-deps lambdas \
+.PHONY: run test vet vulncheck chaos bench build clean aws-deps lambdas \
 	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction build-IngestFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
@@ -24,6 +24,30 @@ test: vet
 
 vet:
 	$(GO) vet ./...
+
+## vulncheck: govulncheck on ./... against the Go vulnerability database as
+## of VULNDB_VERSION, built here without the internet from the
+## golang.org/x/vulndb module's OSV files (internal/tools/vulndb) and kept in
+## .cache/vulndb/; exits non-zero if the code reaches a known vulnerability.
+## `GOTOOLCHAIN=local make vulncheck` checks your own Go's standard library.
+GOVULNCHECK_VERSION = v1.10.0
+# The database as of 2026-11-05 (newest entry GO-2026-6917); to move it on,
+# set the version `go list -m golang.org/x/vulndb@latest` prints.
+VULNDB_VERSION = v0.0.0-20261105234957-e22db6528018
+VULNDB = .cache/vulndb/$(VULNDB_VERSION)
+# govulncheck asks the go command on PATH for its version with GO111MODULE=off,
+# where GOTOOLCHAIN is not obeyed: a go1.26 on PATH would make it type-check
+# go1.27.3's standard library as Go 1.26 and fail. So the selected toolchain's
+# own go comes first on PATH.
+vulncheck: $(VULNDB)/index/modules.json
+	PATH="$$($(GO) env GOROOT)/bin:$$PATH" $(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/$(VULNDB) ./...
+
+$(VULNDB)/index/modules.json: $(filter-out %_test.go,$(wildcard internal/tools/vulndb/*.go))
+	$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	rm -rf .cache/vulndb
+	$(GO) run ./internal/tools/vulndb -out $(VULNDB).tmp \
+		-vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv"
+	mv $(VULNDB).tmp $(VULNDB)
 
 ## chaos: the fault scenarios (crashes, triggers, throttling, feedback,
 ## unsubscribes, malformed input); one FAULTS line each, non-zero exit if a
