@@ -131,7 +131,7 @@ func TestTokenOnDynamoDB(t *testing.T) {
 func TestServeOverSMTP(t *testing.T) {
 	sink := smtptest.NewServer(t)
 	dir := t.TempDir()
-	base, _ := startServer(t, &testClock{t: time.Now()}, "--data", dir, "--smtp", sink.URL())
+	base := startServer(t, &testClock{t: time.Now()}, "--data", dir, "--smtp", sink.URL()).base
 	res := do(t, "POST", base+"/subscribe", "", "application/json", `{"email":"ada@example.com"}`)
 	wantStatus(t, res, 202)
 	got := sink.WaitFor(1, 10*time.Second)

@@ -37,6 +37,9 @@ type config struct {
 	homeURLDefaulted bool
 	// now is the clock: the environ's, time.Now when nil.
 	now func() time.Time
+	// started, when set (tests), is called with the app once serve takes
+	// requests: a test waits on the app's queue and mail, not on a clock.
+	started func(*app)
 
 	// location and sections are the Settings' derived values, kept here
 	// for the commands that read them.

@@ -84,6 +84,9 @@ func serveConfig(ctx context.Context, cfg *config, stdout, stderr io.Writer) err
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.started != nil {
+		cfg.started(a)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

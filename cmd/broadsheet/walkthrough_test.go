@@ -27,15 +27,15 @@ func TestWalkthrough(t *testing.T) {
 	}
 	clock := &testClock{t: time.Date(2026, 11, 26, 6, 0, 0, 0, lagos)}
 	dir := t.TempDir()
-	base, editor := startServer(t, clock, "--data", dir)
-	outbox := filepath.Join(dir, "outbox")
+	srv := startServer(t, clock, "--data", dir)
+	base, editor, outbox := srv.base, srv.editor, filepath.Join(dir, "outbox")
 
 	// A reader subscribes, and another signs up but never confirms.
 	for _, email := range []string{"ada@example.com", "bola@example.com"} {
 		res := do(t, "POST", base+"/subscribe", "", "application/json", `{"email":"`+email+`","frequency":"daily"}`)
 		wantStatus(t, res, http.StatusAccepted)
 	}
-	confirmations := waitMail(t, outbox, 2, func(m *letter) bool { return strings.Contains(m.Subject, "Confirm") })
+	confirmations := srv.mail(t, 2, func(m *letter) bool { return strings.Contains(m.Subject, "Confirm") })
 	confirmURL := findURL(t, confirmationFor(t, confirmations, "ada@example.com").Text, "/confirm?token=")
 
 	// A link scanner's GET shows the page and confirms nothing.
@@ -73,11 +73,11 @@ func TestWalkthrough(t *testing.T) {
 	if digest.ID != "daily-2026-11-26" {
 		t.Fatalf("digest ID %q, want daily-2026-11-26", digest.ID)
 	}
-	counters := waitSent(t, base, editor, digest.ID)
+	counters := srv.sent(t, digest.ID)
 	if counters["total"] != 1 || counters["sent"] != 1 {
 		t.Fatalf("counters %v, want total 1, sent 1 (the pending reader gets nothing)", counters)
 	}
-	digests := waitMail(t, outbox, 1, isDigest)
+	digests := srv.mail(t, 1, isDigest)
 	m := digests[0]
 	if m.To != "ada@example.com" {
 		t.Fatalf("digest went to %q, want ada@example.com only", m.To)
@@ -119,7 +119,7 @@ func TestWalkthrough(t *testing.T) {
 	res = do(t, "POST", base+"/api/digests", editor, "application/json", `{"frequency":"daily","send":true}`)
 	wantStatus(t, res, http.StatusCreated)
 	decode(t, res, &digest)
-	if counters := waitSent(t, base, editor, digest.ID); counters["total"] != 0 {
+	if counters := srv.sent(t, digest.ID); counters["total"] != 0 {
 		t.Fatalf("second digest counters %v, want nobody queued", counters)
 	}
 	if got := len(readOutbox(t, outbox, isDigest)); got != 1 {
@@ -176,15 +176,25 @@ func checkListHeaders(t *testing.T, m *letter, base string) string {
 	return match[1]
 }
 
+// server is "broadsheet serve" running in-process for a test.
+type server struct {
+	base   string // http://127.0.0.1:port
+	editor string // the first editor token it printed
+	outbox string
+	app    *app
+}
+
 // startServer runs "broadsheet serve" in-process on a free loopback port
-// and returns its URL and the first-run editor token.
-func startServer(t *testing.T, clock *testClock, args ...string) (base, editorToken string) {
+// and returns once it takes requests; it is stopped when the test ends.
+func startServer(t *testing.T, clock *testClock, args ...string) *server {
 	t.Helper()
 	args = append([]string{"--addr", "127.0.0.1:0", "--daily-at", "off", "--weekly-at", "off"}, args...)
 	cfg, _, err := parseConfig("serve", args, environ{getenv: func(string) string { return "" }, now: clock.Now}, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	started := make(chan *app, 1)
+	cfg.started = func(a *app) { started <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
@@ -195,22 +205,67 @@ func startServer(t *testing.T, clock *testClock, args ...string) (base, editorTo
 			t.Errorf("serve: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		s := out.String()
-		if m := regexp.MustCompile(`running at (http://\S+)`).FindStringSubmatch(s); m != nil {
-			if tok := regexp.MustCompile(`\n\s+(bs_\S+)\n`).FindStringSubmatch(s); tok != nil {
-				return m[1], tok[1]
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped early: %v\n%s", err, s)
-		case <-time.After(20 * time.Millisecond):
-		}
+	var a *app
+	select {
+	case a = <-started:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("serve stopped early: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start within 30 s:\n%s", out.String())
 	}
-	t.Fatalf("server did not print its URL and first token:\n%s", out.String())
-	return "", ""
+	// Everything serve prints at start is out by now.
+	s := out.String()
+	m := regexp.MustCompile(`running at (http://\S+)`).FindStringSubmatch(s)
+	tok := regexp.MustCompile(`\n\s+(bs_\S+)\n`).FindStringSubmatch(s)
+	if m == nil || tok == nil {
+		t.Fatalf("server did not print its URL and first token:\n%s", s)
+	}
+	return &server{base: m[1], editor: tok[1], outbox: filepath.Join(cfg.Data, "outbox"), app: a}
+}
+
+// settle waits until the server has nothing left to do: every queued task
+// run (retries included) and every email sent in the background gone.
+func (s *server) settle(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.app.queue.WaitIdle(ctx); err != nil {
+		t.Fatalf("queue: %v", err)
+	}
+	if err := s.app.service.WaitForMail(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mail lets the server settle and returns the emails in its outbox that
+// match, failing the test unless there are n.
+func (s *server) mail(t *testing.T, n int, match func(*letter) bool) []*letter {
+	t.Helper()
+	s.settle(t)
+	ms := readOutbox(t, s.outbox, match)
+	if len(ms) != n {
+		t.Fatalf("%d matching emails in the outbox, want %d", len(ms), n)
+	}
+	return ms
+}
+
+// sent lets the server settle and returns the digest's counters, failing
+// the test unless it is sent.
+func (s *server) sent(t *testing.T, id string) map[string]int {
+	t.Helper()
+	s.settle(t)
+	res := do(t, "GET", s.base+"/api/digests/"+id, s.editor, "", "")
+	wantStatus(t, res, http.StatusOK)
+	var st struct {
+		Status   string         `json:"status"`
+		Counters map[string]int `json:"counters"`
+	}
+	decode(t, res, &st)
+	if st.Status != "sent" {
+		t.Fatalf("digest %s %s with counters %v once the queue is idle, want sent", id, st.Status, st.Counters)
+	}
+	return st.Counters
 }
 
 type testClock struct {
@@ -292,44 +347,7 @@ func subscriberStatus(t *testing.T, base, editor, address string) string {
 	return ""
 }
 
-// waitSent polls the digest until it is sent and returns its counters.
-func waitSent(t *testing.T, base, editor, id string) map[string]int {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res := do(t, "GET", base+"/api/digests/"+id, editor, "", "")
-		wantStatus(t, res, http.StatusOK)
-		var st struct {
-			Status   string         `json:"status"`
-			Counters map[string]int `json:"counters"`
-		}
-		decode(t, res, &st)
-		if st.Status == "sent" {
-			return st.Counters
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("digest %s still %s with counters %v", id, st.Status, st.Counters)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func isDigest(m *letter) bool { return m.Header.Get("List-Unsubscribe-Post") != "" }
-
-func waitMail(t *testing.T, dir string, n int, match func(*letter) bool) []*letter {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ms := readOutbox(t, dir, match)
-		if len(ms) >= n || time.Now().After(deadline) {
-			if len(ms) != n {
-				t.Fatalf("%d matching emails in the outbox, want %d", len(ms), n)
-			}
-			return ms
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func readOutbox(t *testing.T, dir string, match func(*letter) bool) []*letter {
 	t.Helper()

@@ -119,21 +119,32 @@ func Start(tb testing.TB, name string, port int, dir string, env []string, argv 
 	}
 	s := &Server{Name: name, Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, cmd: cmd, out: w, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	// The stand-ins say nothing when they are ready, so Start looks until
+	// the port takes a connection or the process has exited.
+	listening, exited := false, false
+	err := testenv.Poll(context.Background(), 30*time.Second, func() bool {
+		select {
+		case <-s.done:
+			exited = true
+			return true
+		default:
+		}
 		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return s
+			listening = true
 		}
-		select {
-		case <-s.done:
-			tb.Fatalf("awstest: %s exited before it listened:\n%s", name, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+		return listening
+	})
+	switch {
+	case listening:
+		return s
+	case exited:
+		tb.Fatalf("awstest: %s exited before it listened:\n%s", name, out.String())
+	default:
+		s.Stop()
+		tb.Fatalf("awstest: %s did not listen on port %d: %v\n%s", name, port, err, out.String())
 	}
-	s.Stop()
-	tb.Fatalf("awstest: %s did not listen on port %d within 30 s:\n%s", name, port, out.String())
 	return nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"go.etcd.io/bbolt"
 )
@@ -74,50 +74,57 @@ func TestGroupCommit(t *testing.T) {
 	t.Logf("%d changes in %d commits", writers*each, s.group.commits)
 }
 
-// TestGroupCommitShares holds the writer while changes queue up, and finds
-// that the changes queued behind the leader share one commit.
+// TestGroupCommitShares holds the leader's change inside its commit while
+// changes queue up, and finds that the changes queued behind the leader
+// share one commit. It runs in a synctest bubble: synctest.Wait returns
+// once every follower is waiting for its commit.
 func TestGroupCommitShares(t *testing.T) {
-	s := mustOpen(t)
-	hold, held := make(chan struct{}), make(chan struct{})
-	go s.db.Update(func(*bbolt.Tx) error { close(held); <-hold; return nil })
-	<-held
-	var wg sync.WaitGroup
-	put := func(k string) {
-		wg.Go(func() {
-			err := s.group.update(func(tx *bbolt.Tx) error {
-				b, err := tx.CreateBucketIfNotExists([]byte("share"))
+	synctest.Test(t, func(t *testing.T) {
+		s := mustOpen(t)
+		hold, held := make(chan struct{}), make(chan struct{})
+		var wg sync.WaitGroup
+		put := func(k string, wait func()) {
+			wg.Go(func() {
+				err := s.group.update(func(tx *bbolt.Tx) error {
+					b, err := tx.CreateBucketIfNotExists([]byte("share"))
+					if err != nil {
+						return err
+					}
+					wait()
+					return b.Put([]byte(k), []byte("v"))
+				})
 				if err != nil {
-					return err
+					t.Errorf("change %s: %v", k, err)
 				}
-				return b.Put([]byte(k), []byte("v"))
 			})
-			if err != nil {
-				t.Errorf("change %s: %v", k, err)
-			}
-		})
-	}
-	put("leader") // waits for the writer inside its commit
-	waitFor(t, func() bool { s.group.mu.Lock(); defer s.group.mu.Unlock(); return s.group.leading })
-	for i := range 5 {
-		put(fmt.Sprint("follower", i))
-	}
-	waitFor(t, func() bool { s.group.mu.Lock(); defer s.group.mu.Unlock(); return len(s.group.pending) == 5 })
-	close(hold)
-	wg.Wait()
-	if s.group.commits != 2 {
-		t.Errorf("6 changes, 5 queued behind the leader: got %d commits, want 2", s.group.commits)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for range 5000 {
-		if cond() {
-			return
 		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("condition not met within 5 s")
+		put("leader", func() { close(held); <-hold }) // stays inside its commit
+		<-held
+		for i := range 5 {
+			put(fmt.Sprint("follower", i), func() {})
+		}
+		synctest.Wait()
+		s.group.mu.Lock()
+		leading, pending := s.group.leading, len(s.group.pending)
+		s.group.mu.Unlock()
+		if !leading || pending != 5 {
+			t.Errorf("with the leader inside its commit: leading %v, %d changes queued; want leading, 5 queued", leading, pending)
+		}
+		close(hold)
+		wg.Wait()
+		if s.group.commits != 2 {
+			t.Errorf("6 changes, 5 queued behind the leader: got %d commits, want 2", s.group.commits)
+		}
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			if n := tx.Bucket([]byte("share")).Stats().KeyN; n != 6 {
+				t.Errorf("keys written: got %d, want 6", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func atoiOr0(b []byte) int {

@@ -120,9 +120,11 @@ type Config struct {
 	// Zero walks every page in one task (SQS holds the backlog).
 	FanoutPages int
 	MaxAttempts int // sends tried per reader before the row fails: 8
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Limiter     Limiter // optional
+	// Now is the engine's clock: for leases, dates and link expiry, and
+	// for how old a shared read may be (RecheckAfter). time.Now by default.
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Limiter Limiter // optional
 
 	// Reconciler, when set, is asked before a row whose outcome is unknown
 	// is sent again. Without one, such a row stays unknown until a

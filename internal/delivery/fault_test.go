@@ -415,7 +415,9 @@ func TestPausedOnBounceRate(t *testing.T) {
 	if c := f.counts(t, d.ID); c.Bounced != 1 || c.Sent != 19 {
 		t.Fatalf("counters %+v, want 1 bounced (the duplicates count once), 19 sent", c)
 	}
-	time.Sleep(delivery.RecheckAfter) // the pause reaches the sender within that
+	// The senders' shared read of the digest is fresh for RecheckAfter on
+	// the engine's clock: once that has passed, they see the pause.
+	f.advance(delivery.RecheckAfter)
 	f.queue.Enqueue(ctx, tasks[4:]...)
 	f.drain(t)
 	if c := f.counts(t, d.ID); c.Queued != 20 {
@@ -438,5 +440,54 @@ func TestPausedOnBounceRate(t *testing.T) {
 	}
 	if got, _ := f.store.Digest(ctx, d.ID); got.Status != newsletter.DigestSent {
 		t.Errorf("digest %s after resume, want sent", got.Status)
+	}
+}
+
+// clockLimiter lets every message go at once, but first moves the
+// engine's clock on by step, as a limiter that held the task back that
+// long would.
+type clockLimiter struct {
+	f    *fixture
+	step time.Duration
+}
+
+func (l clockLimiter) Wait(context.Context) error { l.f.advance(l.step); return nil }
+
+// TestHeldBackTaskRechecks: a task held back between messages for longer
+// than RecheckAfter reads the digest and its readers again before the
+// next message: a reader who unsubscribed meanwhile is skipped, and a
+// pause leaves the rest of the task queued.
+func TestHeldBackTaskRechecks(t *testing.T) {
+	f := newFixture(t, func(f *fixture, c *delivery.Config) {
+		c.Limiter = clockLimiter{f: f, step: delivery.RecheckAfter + time.Millisecond}
+	})
+	f.addReaders(t, 7, all) // one send task (BatchSize 7)
+	d := f.addDigest(t)
+	ctx := context.Background()
+	f.mailer.after = func(to string, _ int) error {
+		switch to {
+		case "reader0000@example.com":
+			if _, err := f.store.UpdateSubscriber(ctx, "r0002", func(s *newsletter.Subscriber) error {
+				s.Status = newsletter.StatusUnsubscribed
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		case "reader0003@example.com":
+			if ok, err := newsletter.PauseDigest(ctx, f.store, d.ID, "editor test", f.clock()); err != nil || !ok {
+				t.Errorf("PauseDigest: %v, %v", ok, err)
+			}
+		}
+		return nil
+	}
+	f.engine.Dispatch(ctx, d.ID)
+	f.drain(t)
+	for i, want := range []int{1, 1, 0, 1, 0, 0, 0} {
+		if n := f.mailer.count(fmt.Sprintf("reader%04d@example.com", i)); n != want {
+			t.Errorf("reader %d got %d copies, want %d", i, n, want)
+		}
+	}
+	if c := f.counts(t, d.ID); c.Sent != 3 || c.Skipped != 1 || c.Queued != 3 {
+		t.Errorf("counters %+v, want 3 sent, 1 skipped (unsubscribed mid-task), 3 queued (paused mid-task)", c)
 	}
 }

@@ -34,7 +34,12 @@ var (
 // readers takes well under that and reads each once, and the tasks of one
 // digest share a read of it; held back by the rate limiter a task reads
 // them again. So a pause, an unsubscribe or a changed preference stops
-// sends within RecheckAfter. It is real time, not Config.Now.
+// sends within RecheckAfter.
+//
+// Ages are measured on Config.Now, which by default is time.Now and so
+// carries the monotonic clock: a change of the wall clock neither hides
+// nor forces a recheck. A test's clock that stands still keeps every read
+// fresh until the test moves it on by RecheckAfter.
 const RecheckAfter = 250 * time.Millisecond
 
 // settleTimeout bounds the final write of a task's outcomes when the
@@ -78,7 +83,7 @@ func (e *Engine) Send(ctx context.Context, digestID string, subscriberIDs []stri
 		e.cfg.Logger.Info("send task for a paused digest acknowledged unsent", "digest", digestID, "readers", len(subscriberIDs))
 		return nil, nil
 	}
-	t := &task{e: e, d: d, sections: d.Sections(), read: time.Now()}
+	t := &task{e: e, d: d, sections: d.Sections(), read: e.cfg.Now()}
 	if err := t.claim(ctx, subscriberIDs); err != nil {
 		return subscriberIDs, fmt.Errorf("send %s: %w", digestID, err)
 	}
@@ -113,10 +118,10 @@ func (e *Engine) recentDigest(ctx context.Context, id string) (*newsletter.Diges
 	// Only a sending digest is shared: any other status is read afresh,
 	// so that a digest resumed a moment after a pause never has its tasks
 	// acknowledged unsent.
-	if ok && c.d.Status == newsletter.DigestSending && time.Since(c.read) < RecheckAfter {
+	if ok && c.d.Status == newsletter.DigestSending && e.cfg.Now().Sub(c.read) < RecheckAfter {
 		return c.d, nil
 	}
-	read := time.Now()
+	read := e.cfg.Now()
 	d, err := e.store.Digest(ctx, id)
 	if err != nil {
 		return nil, err
@@ -228,7 +233,7 @@ func (t *task) run(ctx context.Context) error {
 			t.releaseAll(msgs[i:], true)
 			return ctx.Err()
 		}
-		if i > 0 && time.Since(t.read) > RecheckAfter {
+		if i > 0 && e.cfg.Now().Sub(t.read) > RecheckAfter {
 			// Held back (by the limiter, or a slow provider): look again
 			// at the digest and at the readers still to send to.
 			rest, err := t.recheck(ctx, msgs[i:])
@@ -271,7 +276,7 @@ func (t *task) prepare(ctx context.Context, rows []*newsletter.Delivery) ([]pend
 	for i, r := range rows {
 		ids[i] = r.SubscriberID
 	}
-	t.read = time.Now()
+	t.read = e.cfg.Now()
 	subs, err := e.store.SubscribersByID(ctx, ids)
 	if err != nil {
 		for _, r := range rows {

@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/broadsheet-news/broadsheet/internal/awstest"
 	"github.com/broadsheet-news/broadsheet/internal/dynamo"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 )
@@ -24,11 +30,7 @@ type ledger struct {
 func newLedger(t *testing.T, rows int) *ledger {
 	t.Helper()
 	l := &ledger{fixture: newFixture(t), digestID: "daily-2026-11-26", now: time.Now()}
-	l.store.SetClock(func() time.Time {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.now
-	})
+	l.store.SetClock(l.clock)
 	if rows > 0 {
 		created, err := l.store.CreateDeliveries(t.Context(), l.rows(0, rows))
 		mustNil(t, err, "CreateDeliveries")
@@ -37,6 +39,13 @@ func newLedger(t *testing.T, rows int) *ledger {
 		}
 	}
 	return l
+}
+
+// clock is the markers' clock.
+func (l *ledger) clock() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now
 }
 
 func (l *ledger) id(i int) string { return fmt.Sprintf("sub-%04d", i) }
@@ -272,25 +281,109 @@ func TestLateClose(t *testing.T) {
 // outcome was lost) once its marker expires.
 func TestCancelledCall(t *testing.T) {
 	l := newLedger(t, 0)
+	cut := &cutter{next: http.DefaultTransport.(*http.Transport).Clone()}
+	client := dynamodb.NewFromConfig(awstest.Config(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(awstest.DynamoDB(t).Endpoint)
+		o.HTTPClient = &http.Client{Transport: cut}
+	})
+	store := dynamo.New(client, l.table)
+	store.SetClock(l.clock)
 	now := time.Now()
-	for round, delay := range []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond} {
+	// A create of 200 rows sends 202 requests: its marker's opening, the
+	// rows (10 at a time), and its closing, which is not cancelled. So
+	// the calls are cut as they open, at their first row, among the
+	// create's rows, and among the claim's.
+	for round, at := range []int{1, 2, 60, 202 + 50} {
 		from := 200 * round
 		ctx, cancel := context.WithCancel(t.Context())
-		go func() {
-			time.Sleep(delay)
-			cancel()
-		}()
-		_, cerr := l.store.CreateDeliveries(ctx, l.rows(from, from+200))
-		_, serr := l.store.ClaimDeliveries(ctx, l.digestID, l.ids(from, from+200), now, now)
+		cut.cutAt(at, cancel)
+		_, cerr := store.CreateDeliveries(ctx, l.rows(from, from+200))
+		_, serr := store.ClaimDeliveries(ctx, l.digestID, l.ids(from, from+200), now, now)
 		cancel()
-		t.Logf("cancelled after %v: create %v, claim %v", delay, cerr, serr)
+		if cerr == nil && serr == nil {
+			t.Errorf("cut at request %d: create %v, claim %v; want one of them cut", at, cerr, serr)
+		}
+		t.Logf("cut at request %d: create %v, claim %v", at, cerr, serr)
 	}
-	// A write the client gave up on may still land a moment later: the
-	// markers' grace period is what covers that on AWS.
-	time.Sleep(500 * time.Millisecond)
+	// A write the client gave up on may still land after the call has
+	// returned (the markers' grace period covers that on AWS): the cutter
+	// tells when every write sent has been answered.
+	cut.wait(t)
 	truth := l.recount(t)
+	if truth.Total == 0 || truth.Total == 800 || truth.Sending == 0 {
+		t.Errorf("rows after the cut calls %+v: want some created and some claimed, not all", truth)
+	}
 	l.expire()
 	l.wantCounts(t, truth, "after cancelled calls")
+}
+
+// cutter is a DynamoDB client's transport that cancels a call as its
+// request number at goes out, and lets every request that went out run
+// to its answer even when its caller has stopped waiting, as DynamoDB
+// still applies a write it received: wait returns once every request sent
+// has been answered, so no write is still to land.
+type cutter struct {
+	next http.RoundTripper
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	n, at  int
+	cancel context.CancelFunc
+}
+
+// cutAt makes the at-th request from now on call cancel as it goes out.
+func (c *cutter) cutAt(at int, cancel context.CancelFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n, c.at, c.cancel = 0, at, cancel
+}
+
+func (c *cutter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := r.Context().Err(); err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.n++; c.n == c.at {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	type answer struct {
+		res *http.Response
+		err error
+	}
+	got := make(chan answer, 1)
+	c.wg.Go(func() {
+		res, err := c.next.RoundTrip(r.WithContext(context.WithoutCancel(r.Context())))
+		got <- answer{res, err}
+	})
+	select {
+	case a := <-got:
+		return a.res, a.err
+	case <-r.Context().Done():
+		go func() {
+			if a := <-got; a.err == nil {
+				io.Copy(io.Discard, a.res.Body)
+				a.res.Body.Close()
+			}
+		}()
+		return nil, r.Context().Err()
+	}
+}
+
+// wait waits until every request sent has been answered, failing the
+// test after 30 s.
+func (c *cutter) wait(t *testing.T) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("requests to DynamoDB Local still unanswered after 30 s")
+	}
 }
 
 // TestConcurrentBatches claims overlapping tasks from several goroutines

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
@@ -18,8 +19,28 @@ import (
 // stalling it.
 const patience = 10 * time.Second
 
-// fastRetries keeps retry delays short enough for tests.
-var fastRetries = memqueue.Options{RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
+// The tests of retries run in a synctest bubble: the queue's retry timers
+// fire on the bubble's clock, which moves on only when every goroutine is
+// blocked, so delays of seconds cost no time and the delays measured are
+// exactly those the queue chose.
+
+// retries are the retry delays of those tests: the default first delay,
+// and a cap that keeps every wait within patience.
+var retries = memqueue.Options{RetryDelay: time.Second, MaxRetryDelay: 5 * time.Second}
+
+// wantDelay fails the test unless the gap between a call's return and its
+// retry is the jittered delay of the retry's attempt: half to all of
+// RetryDelay doubled per attempt after the first, capped at MaxRetryDelay.
+func wantDelay(t *testing.T, prev, next call) {
+	t.Helper()
+	full := retries.MaxRetryDelay
+	if a := next.task.Attempt - 1; a < 16 {
+		full = min(retries.RetryDelay<<a, retries.MaxRetryDelay)
+	}
+	if gap := next.started.Sub(prev.returned); gap < full/2 || gap > full {
+		t.Errorf("attempt %d: started %v after the previous call returned, want %v to %v", next.task.Attempt, gap, full/2, full)
+	}
+}
 
 // call is one Handle call as the recorder saw it.
 type call struct {
@@ -169,26 +190,31 @@ func TestWaitIdleEmptyQueue(t *testing.T) {
 }
 
 func TestWaitIdleWaitsForRetries(t *testing.T) {
-	const attempts = 4
-	h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
-		if t.Attempt < attempts-1 {
-			return t.SubscriberIDs, nil
-		}
-		return nil, nil
-	}}
-	q := start(t, h, fastRetries)
-	enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}})
-	waitIdle(t, q)
+	synctest.Test(t, func(t *testing.T) {
+		const attempts = 4
+		h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
+			if t.Attempt < attempts-1 {
+				return t.SubscriberIDs, nil
+			}
+			return nil, nil
+		}}
+		q := start(t, h, retries)
+		enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}})
+		waitIdle(t, q)
 
-	calls := h.Calls()
-	if len(calls) != attempts {
-		t.Fatalf("calls when WaitIdle returned: got %d, want %d", len(calls), attempts)
-	}
-	for i, c := range calls {
-		if c.task.Attempt != i {
-			t.Errorf("call %d: got attempt %d, want %d", i, c.task.Attempt, i)
+		calls := h.Calls()
+		if len(calls) != attempts {
+			t.Fatalf("calls when WaitIdle returned: got %d, want %d", len(calls), attempts)
 		}
-	}
+		for i, c := range calls {
+			if c.task.Attempt != i {
+				t.Errorf("call %d: got attempt %d, want %d", i, c.task.Attempt, i)
+			}
+			if i > 0 {
+				wantDelay(t, calls[i-1], c)
+			}
+		}
+	})
 }
 
 func TestWaitIdleEndsWithContext(t *testing.T) {
@@ -224,109 +250,118 @@ func TestSendRetriesOnlyReturnedIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// Each attempt asks to retry all but the first reader.
-			h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
-				if len(t.SubscriberIDs) <= 1 {
-					return nil, nil
-				}
-				return t.SubscriberIDs[1:], tt.err
-			}}
-			q := start(t, h, fastRetries)
-			enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "daily-2026-11-26", SubscriberIDs: []string{"a", "b", "c"}})
-			waitIdle(t, q)
+			synctest.Test(t, func(t *testing.T) {
+				// Each attempt asks to retry all but the first reader.
+				h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
+					if len(t.SubscriberIDs) <= 1 {
+						return nil, nil
+					}
+					return t.SubscriberIDs[1:], tt.err
+				}}
+				q := start(t, h, retries)
+				enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "daily-2026-11-26", SubscriberIDs: []string{"a", "b", "c"}})
+				waitIdle(t, q)
 
-			calls := h.Calls()
-			want := [][]string{{"a", "b", "c"}, {"b", "c"}, {"c"}}
-			if len(calls) != len(want) {
-				t.Fatalf("calls: got %d, want %d (%+v)", len(calls), len(want), calls)
-			}
-			for i, c := range calls {
-				if c.task.Kind != delivery.KindSend || c.task.DigestID != "daily-2026-11-26" {
-					t.Errorf("call %d: got %s of %q, want send of daily-2026-11-26", i, c.task.Kind, c.task.DigestID)
+				calls := h.Calls()
+				want := [][]string{{"a", "b", "c"}, {"b", "c"}, {"c"}}
+				if len(calls) != len(want) {
+					t.Fatalf("calls: got %d, want %d (%+v)", len(calls), len(want), calls)
 				}
-				if !slices.Equal(c.task.SubscriberIDs, want[i]) {
-					t.Errorf("call %d: got readers %q, want %q", i, c.task.SubscriberIDs, want[i])
+				for i, c := range calls {
+					if c.task.Kind != delivery.KindSend || c.task.DigestID != "daily-2026-11-26" {
+						t.Errorf("call %d: got %s of %q, want send of daily-2026-11-26", i, c.task.Kind, c.task.DigestID)
+					}
+					if !slices.Equal(c.task.SubscriberIDs, want[i]) {
+						t.Errorf("call %d: got readers %q, want %q", i, c.task.SubscriberIDs, want[i])
+					}
+					if c.task.Attempt != i {
+						t.Errorf("call %d: got attempt %d, want %d", i, c.task.Attempt, i)
+					}
+					if i > 0 {
+						wantDelay(t, calls[i-1], c)
+					}
 				}
-				if c.task.Attempt != i {
-					t.Errorf("call %d: got attempt %d, want %d", i, c.task.Attempt, i)
-				}
-				if i == 0 {
-					continue
-				}
-				// A retry waits at least half its jittered delay, which
-				// starts at RetryDelay: never less than RetryDelay/2.
-				if gap, least := c.started.Sub(calls[i-1].returned), fastRetries.RetryDelay/2; gap < least {
-					t.Errorf("call %d: got it %v after the previous one returned, want at least %v", i, gap, least)
-				}
-			}
+			})
 		})
 	}
 }
 
 func TestFanoutErrorRetriedWhole(t *testing.T) {
-	h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
-		if t.Attempt < 2 {
-			return nil, errors.New("store unavailable")
-		}
-		return nil, nil
-	}}
-	q := start(t, h, fastRetries)
-	enqueue(t, q, delivery.Task{Kind: delivery.KindFanout, DigestID: "weekly-2026-W48"})
-	waitIdle(t, q)
+	synctest.Test(t, func(t *testing.T) {
+		h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
+			if t.Attempt < 2 {
+				return nil, errors.New("store unavailable")
+			}
+			return nil, nil
+		}}
+		q := start(t, h, retries)
+		enqueue(t, q, delivery.Task{Kind: delivery.KindFanout, DigestID: "weekly-2026-W48"})
+		waitIdle(t, q)
 
-	calls := h.Calls()
-	if len(calls) != 3 {
-		t.Fatalf("calls: got %d, want 3 (%+v)", len(calls), calls)
-	}
-	for i, c := range calls {
-		want := delivery.Task{Kind: delivery.KindFanout, DigestID: "weekly-2026-W48", Attempt: i}
-		if c.task.Kind != want.Kind || c.task.DigestID != want.DigestID || c.task.Attempt != want.Attempt || len(c.task.SubscriberIDs) != 0 {
-			t.Errorf("call %d: got %+v, want %+v", i, c.task, want)
+		calls := h.Calls()
+		if len(calls) != 3 {
+			t.Fatalf("calls: got %d, want 3 (%+v)", len(calls), calls)
 		}
-	}
+		for i, c := range calls {
+			want := delivery.Task{Kind: delivery.KindFanout, DigestID: "weekly-2026-W48", Attempt: i}
+			if c.task.Kind != want.Kind || c.task.DigestID != want.DigestID || c.task.Attempt != want.Attempt || len(c.task.SubscriberIDs) != 0 {
+				t.Errorf("call %d: got %+v, want %+v", i, c.task, want)
+			}
+			if i > 0 {
+				wantDelay(t, calls[i-1], c)
+			}
+		}
+	})
 }
 
 func TestSendErrorWithoutRetryIsDropped(t *testing.T) {
-	h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
-		return nil, errors.New("message rejected")
-	}}
-	q := start(t, h, fastRetries)
-	enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a", "b"}})
-	waitIdle(t, q)
-	if calls := h.Calls(); len(calls) != 1 {
-		t.Errorf("calls: got %d, want 1 (%+v)", len(calls), calls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
+			return nil, errors.New("message rejected")
+		}}
+		q := start(t, h, retries)
+		enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a", "b"}})
+		waitIdle(t, q)
+		if calls := h.Calls(); len(calls) != 1 {
+			t.Errorf("calls: got %d, want 1 (%+v)", len(calls), calls)
+		}
+	})
 }
 
 func TestSuccessIsNotRetried(t *testing.T) {
-	h := &recorder{}
-	q := start(t, h, fastRetries)
-	enqueue(t, q,
-		delivery.Task{Kind: delivery.KindFanout, DigestID: "d"},
-		delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}},
-	)
-	waitIdle(t, q)
-	if calls := h.Calls(); len(calls) != 2 {
-		t.Errorf("calls: got %d, want 2 (%+v)", len(calls), calls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := &recorder{}
+		q := start(t, h, retries)
+		enqueue(t, q,
+			delivery.Task{Kind: delivery.KindFanout, DigestID: "d"},
+			delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}},
+		)
+		waitIdle(t, q)
+		if calls := h.Calls(); len(calls) != 2 {
+			t.Errorf("calls: got %d, want 2 (%+v)", len(calls), calls)
+		}
+	})
 }
 
 func TestRetryDelayIsCapped(t *testing.T) {
-	// At attempt 40 the doubling delay would be far beyond patience; the
-	// cap keeps it at MaxRetryDelay.
-	h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
-		if t.Attempt == 40 {
-			return t.SubscriberIDs, nil
+	synctest.Test(t, func(t *testing.T) {
+		// At attempt 40 the doubling delay would be 18 hours; the cap keeps
+		// it to MaxRetryDelay.
+		h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
+			if t.Attempt == 40 {
+				return t.SubscriberIDs, nil
+			}
+			return nil, nil
+		}}
+		q := start(t, h, retries)
+		enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}, Attempt: 40})
+		waitIdle(t, q)
+		calls := h.Calls()
+		if len(calls) != 2 || calls[1].task.Attempt != 41 {
+			t.Fatalf("calls: got %+v, want attempts 40 and 41", calls)
 		}
-		return nil, nil
-	}}
-	q := start(t, h, fastRetries)
-	enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}, Attempt: 40})
-	waitIdle(t, q)
-	calls := h.Calls()
-	if len(calls) != 2 || calls[1].task.Attempt != 41 {
-		t.Errorf("calls: got %+v, want attempts 40 and 41", calls)
-	}
+		wantDelay(t, calls[0], calls[1])
+	})
 }
 
 func TestWorkersRunConcurrently(t *testing.T) {
@@ -366,93 +401,120 @@ func TestWorkersRunConcurrently(t *testing.T) {
 }
 
 func TestWorkersAreBounded(t *testing.T) {
-	const workers = 2
-	h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
-		time.Sleep(time.Millisecond) // give other workers the chance to overlap
-		return nil, nil
-	}}
-	q := start(t, h, memqueue.Options{Workers: workers})
-	for i := range 20 {
-		enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{fmt.Sprint(i)}})
-	}
-	waitIdle(t, q)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.maxActive > workers {
-		t.Errorf("most concurrent calls: got %d, want at most %d", h.maxActive, workers)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const workers, tasks = 2, 20
+		// Every call stays inside Handle until the test lets one go: when
+		// all the bubble's goroutines are blocked, as many calls are
+		// inside as the queue lets in at once.
+		release := make(chan struct{})
+		h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
+			<-release
+			return nil, nil
+		}}
+		q := start(t, h, memqueue.Options{Workers: workers})
+		for i := range tasks {
+			enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{fmt.Sprint(i)}})
+		}
+		for left := tasks; left > 0; {
+			synctest.Wait()
+			h.mu.Lock()
+			inside := h.active
+			h.mu.Unlock()
+			if want := min(workers, left); inside != want {
+				t.Errorf("with %d tasks left: got %d calls inside Handle at once, want %d", left, inside, want)
+				close(release) // let the rest through, to end the test
+				break
+			}
+			for range inside {
+				release <- struct{}{}
+			}
+			left -= inside
+		}
+		waitIdle(t, q)
+		if got := len(h.Calls()); got != tasks {
+			t.Errorf("calls: got %d, want %d", got, tasks)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.maxActive != workers {
+			t.Errorf("most concurrent calls: got %d, want %d", h.maxActive, workers)
+		}
+	})
 }
 
 func TestCloseWaitsForHandlerAndStopsWorkers(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	finished := false
-	var mu sync.Mutex
-	h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
-		once.Do(func() { close(entered) })
-		<-release
+	synctest.Test(t, func(t *testing.T) {
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		var once sync.Once
+		finished := false
+		var mu sync.Mutex
+		h := &recorder{respond: func(context.Context, delivery.Task) ([]string, error) {
+			once.Do(func() { close(entered) })
+			<-release
+			mu.Lock()
+			finished = true
+			mu.Unlock()
+			return nil, nil
+		}}
+		q := memqueue.New(h, memqueue.Options{Workers: 1, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		q.Start(t.Context())
+		enqueue(t, q,
+			delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}},
+			delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"b"}},
+			delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"c"}},
+		)
+		wait(t, entered, "first handler call")
+
+		closed := make(chan struct{})
+		go func() {
+			q.Close()
+			close(closed)
+		}()
+		synctest.Wait() // Close is as far as it gets with the handler held
+		select {
+		case <-closed:
+			t.Fatalf("Close: returned while a handler was running, want it to wait")
+		default:
+		}
+		close(release)
+		wait(t, closed, "Close")
+
 		mu.Lock()
-		finished = true
+		if !finished {
+			t.Errorf("handler when Close returned: still running, want finished")
+		}
 		mu.Unlock()
-		return nil, nil
-	}}
-	q := memqueue.New(h, memqueue.Options{Workers: 1, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	q.Start(context.Background())
-	enqueue(t, q,
-		delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}},
-		delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"b"}},
-		delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"c"}},
-	)
-	wait(t, entered, "first handler call")
 
-	closed := make(chan struct{})
-	go func() {
-		q.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-		t.Fatalf("Close: returned while a handler was running, want it to wait")
-	default:
-	}
-	close(release)
-	wait(t, closed, "Close")
+		// Queued tasks are dropped: nothing is left to wait for.
+		if n := q.Len(); n != 0 {
+			t.Errorf("Len after Close: got %d, want 0", n)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		if err := q.WaitIdle(ctx); err != nil {
+			t.Errorf("WaitIdle after Close: got %v, want nil", err)
+		}
 
-	mu.Lock()
-	if !finished {
-		t.Errorf("handler when Close returned: still running, want finished")
-	}
-	mu.Unlock()
-
-	// Queued tasks are dropped: nothing is left to wait for.
-	if n := q.Len(); n != 0 {
-		t.Errorf("Len after Close: got %d, want 0", n)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	if err := q.WaitIdle(ctx); err != nil {
-		t.Errorf("WaitIdle after Close: got %v, want nil", err)
-	}
-
-	// Enqueue after Close neither panics nor runs the handler; a second
-	// Close returns at once.
-	handled := len(h.Calls())
-	if err := q.Enqueue(context.Background(), delivery.Task{Kind: delivery.KindFanout, DigestID: "late"}); err != nil {
-		t.Errorf("Enqueue after Close: got %v, want nil", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		q.Close()
-		close(done)
-	}()
-	wait(t, done, "second Close")
-	if n := q.Len(); n != 0 {
-		t.Errorf("Len after Enqueue after Close: got %d, want 0", n)
-	}
-	if got := len(h.Calls()); got != handled || got > 3 {
-		t.Errorf("handler calls: got %d, want %d and at most 3", got, handled)
-	}
+		// Enqueue after Close neither panics nor runs the handler; a second
+		// Close returns at once.
+		handled := len(h.Calls())
+		if err := q.Enqueue(context.Background(), delivery.Task{Kind: delivery.KindFanout, DigestID: "late"}); err != nil {
+			t.Errorf("Enqueue after Close: got %v, want nil", err)
+		}
+		done := make(chan struct{})
+		go func() {
+			q.Close()
+			close(done)
+		}()
+		wait(t, done, "second Close")
+		if n := q.Len(); n != 0 {
+			t.Errorf("Len after Enqueue after Close: got %d, want 0", n)
+		}
+		if got := len(h.Calls()); got != handled || got > 3 {
+			t.Errorf("handler calls: got %d, want %d and at most 3", got, handled)
+		}
+	})
 }
 
 func TestClosedByContext(t *testing.T) {
@@ -477,27 +539,37 @@ func TestClosedByContext(t *testing.T) {
 }
 
 func TestRetryPendingAtClose(t *testing.T) {
-	// A retry whose timer fires after Close is dropped, and WaitIdle does
-	// not wait for it forever.
-	returned := make(chan struct{})
-	var once sync.Once
-	h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
-		defer once.Do(func() { close(returned) })
-		return t.SubscriberIDs, nil // always ask for a retry
-	}}
-	q := memqueue.New(h, memqueue.Options{Workers: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	q.Start(context.Background())
-	enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}})
-	wait(t, returned, "first handler call")
-	q.Close()
+	synctest.Test(t, func(t *testing.T) {
+		// A retry whose timer fires after Close is dropped, and WaitIdle
+		// does not wait for it forever.
+		returned := make(chan struct{})
+		var once sync.Once
+		h := &recorder{respond: func(_ context.Context, t delivery.Task) ([]string, error) {
+			defer once.Do(func() { close(returned) })
+			return t.SubscriberIDs, nil // always ask for a retry
+		}}
+		q := memqueue.New(h, memqueue.Options{Workers: 1, RetryDelay: retries.RetryDelay, MaxRetryDelay: retries.MaxRetryDelay,
+			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		q.Start(t.Context())
+		enqueue(t, q, delivery.Task{Kind: delivery.KindSend, DigestID: "d", SubscriberIDs: []string{"a"}})
+		wait(t, returned, "first handler call")
+		// The bubble's clock has not moved: the retry's timer (half a
+		// second at the least) is still to fire.
+		q.Close()
+		if n := q.Len(); n != 1 {
+			t.Errorf("Len after Close with a retry pending: got %d, want 1", n)
+		}
 
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	if err := q.WaitIdle(ctx); err != nil {
-		t.Errorf("WaitIdle after Close with a retry pending: got %v, want nil", err)
-	}
-	if n := q.Len(); n != 0 {
-		t.Errorf("Len: got %d, want 0", n)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		if err := q.WaitIdle(ctx); err != nil {
+			t.Errorf("WaitIdle after Close with a retry pending: got %v, want nil", err)
+		}
+		if n := q.Len(); n != 0 {
+			t.Errorf("Len: got %d, want 0", n)
+		}
+		if calls := h.Calls(); len(calls) != 1 {
+			t.Errorf("calls: got %d, want 1 (the retry due after Close dropped)", len(calls))
+		}
+	})
 }

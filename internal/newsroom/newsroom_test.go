@@ -3,6 +3,7 @@ package newsroom_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -328,16 +329,16 @@ func TestEditorTokens(t *testing.T) {
 // TestConcurrentTriggers: editors double-clicking and a schedule firing at
 // once all get the period's one digest, and none an error.
 func TestConcurrentTriggers(t *testing.T) {
-	// Every trigger's first lookup finds no digest and then waits, so all
-	// of them build while another is creating: the race a double click
-	// makes, made certain.
-	f := newFixture(t, func(s newsletter.Store) newsletter.Store { return &slowMiss{Store: s} })
+	// Every trigger's lookup finds no digest and then waits until all of
+	// them have looked, so all of them build while another is creating:
+	// the race a double click makes, made certain.
+	const n = 8
+	f := newFixture(t, func(s newsletter.Store) newsletter.Store { return newMissBarrier(s, "daily-2026-11-26", n) })
 	ctx := context.Background()
 	if _, _, err := f.svc.SubmitArticle(ctx, newsroom.ArticleInput{URL: "https://ledger.example.com/a", Title: "First"}); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Add(time.Minute)
-	const n = 8
 	ids := make(chan string, n)
 	errs := make(chan error, n)
 	created := make(chan bool, n)
@@ -378,14 +379,50 @@ func TestConcurrentTriggers(t *testing.T) {
 	}
 }
 
-// slowMiss is the real store with a pause after a digest lookup that finds
-// nothing, to widen the window between looking and creating.
-type slowMiss struct{ newsletter.Store }
+// missBarrier is the real store whose first n lookups of digest id that
+// find nothing each wait until all n have been made: n callers that look
+// before creating all look before any of them creates. Later misses do
+// not wait.
+type missBarrier struct {
+	newsletter.Store
+	id string
+	n  int
 
-func (s *slowMiss) Digest(ctx context.Context, id string) (*newsletter.Digest, error) {
+	mu     sync.Mutex
+	missed int
+	all    chan struct{} // closed at the n-th miss
+}
+
+func newMissBarrier(s newsletter.Store, id string, n int) *missBarrier {
+	return &missBarrier{Store: s, id: id, n: n, all: make(chan struct{})}
+}
+
+func (s *missBarrier) Digest(ctx context.Context, id string) (*newsletter.Digest, error) {
 	d, err := s.Store.Digest(ctx, id)
-	if newsletter.ErrorCode(err) == newsletter.ENOTFOUND {
-		time.Sleep(20 * time.Millisecond)
+	if id != s.id || newsletter.ErrorCode(err) != newsletter.ENOTFOUND {
+		return d, err
+	}
+	s.mu.Lock()
+	s.missed++
+	first := s.missed <= s.n
+	if s.missed == s.n {
+		close(s.all)
+	}
+	s.mu.Unlock()
+	if first {
+		// Bounded, so that a caller that never looks fails the test
+		// instead of hanging it.
+		select {
+		case <-s.all:
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("only %d of %d lookups came within 10 s", s.count(), s.n)
+		}
 	}
 	return d, err
+}
+
+func (s *missBarrier) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.missed
 }

@@ -2,8 +2,9 @@ package schedule
 
 import (
 	"context"
-	"sync/atomic"
+	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
@@ -77,35 +78,46 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestRunFires runs the real timer loop with a clock that says the entry
-// is one millisecond away, and checks that it fires.
+// TestRunFires runs the real timer loop in a synctest bubble, whose clock
+// (time.Now, the scheduler's default) starts at midnight UTC on Saturday
+// 1 January 2000 and moves on only while every goroutine waits: the entries
+// fire at their times to the nanosecond, in order, and a day of waiting
+// takes no time.
 func TestRunFires(t *testing.T) {
-	lagos := mustLoad(t, "Africa/Lagos")
-	start := time.Date(2026, 11, 26, 6, 59, 59, 999_000_000, lagos)
-	var fired atomic.Int32
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s := &Scheduler{
-		Entries:  []Entry{{Frequency: newsletter.Daily, Hour: 7}},
-		Location: lagos,
-		Now: func() time.Time {
-			if fired.Load() > 0 {
-				return start.Add(time.Hour) // next run is a day away
+	synctest.Test(t, func(t *testing.T) {
+		lagos := mustLoad(t, "Africa/Lagos")
+		type firing struct {
+			f  newsletter.Frequency
+			at time.Time
+		}
+		want := []firing{
+			{newsletter.Daily, time.Date(2000, 1, 1, 7, 0, 0, 0, lagos)},
+			{newsletter.Daily, time.Date(2000, 1, 2, 7, 0, 0, 0, lagos)},
+			{newsletter.Daily, time.Date(2000, 1, 3, 7, 0, 0, 0, lagos)},
+			{newsletter.Weekly, time.Date(2000, 1, 3, 7, 30, 0, 0, lagos)},
+		}
+		var got []firing
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		s := &Scheduler{
+			Entries:  []Entry{{Frequency: newsletter.Daily, Hour: 7}, {Frequency: newsletter.Weekly, Weekday: time.Monday, Hour: 7, Minute: 30}},
+			Location: lagos,
+			Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)),
+			Fire: func(ctx context.Context, f newsletter.Frequency) error {
+				if got = append(got, firing{f, time.Now()}); len(got) == len(want) {
+					cancel()
+				}
+				return nil
+			},
+		}
+		s.Run(ctx)
+		if len(got) != len(want) {
+			t.Fatalf("fired %d times, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].f != want[i].f || !got[i].at.Equal(want[i].at) {
+				t.Errorf("firing %d: %s at %v, want %s at %v", i, got[i].f, got[i].at.In(lagos), want[i].f, want[i].at)
 			}
-			return start
-		},
-		Logger: nil,
-		Fire: func(ctx context.Context, f newsletter.Frequency) error {
-			if f != newsletter.Daily {
-				t.Errorf("fired %s, want daily", f)
-			}
-			fired.Add(1)
-			cancel()
-			return nil
-		},
-	}
-	s.Run(ctx)
-	if got := fired.Load(); got != 1 {
-		t.Fatalf("fired %d times, want 1", got)
-	}
+		}
+	})
 }

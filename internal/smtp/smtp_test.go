@@ -441,15 +441,15 @@ func testContext(t *testing.T, mode mode) {
 	t.Run("cancel while waiting for the reply", func(t *testing.T) {
 		srv := smtptest.NewServer(t, mode.opts...)
 		m := mustMailer(t, srv.URL())
-		srv.SetDataDelay(10 * time.Second)
+		held, release := srv.HoldData()
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(200*time.Millisecond, cancel)
+		go func() { <-held; cancel() }() // once the message is in, waiting for its reply
 		_, err := m.Send(ctx, testMessage("reader@example.org"))
 		if !errors.Is(err, eml.ErrUnknownOutcome) || !errors.Is(err, context.Canceled) {
 			t.Errorf("Send error = %v, want eml.ErrUnknownOutcome and context.Canceled", err)
 		}
 		// The poisoned connection was dropped: a new send dials afresh.
-		srv.SetDataDelay(0)
+		release()
 		if _, err := m.Send(context.Background(), testMessage("next@example.org")); err != nil {
 			t.Fatalf("send after cancel: %v", err)
 		}
@@ -460,22 +460,23 @@ func testContext(t *testing.T, mode mode) {
 	t.Run("deadline while waiting for a connection", func(t *testing.T) {
 		srv := smtptest.NewServer(t, mode.opts...)
 		m := mustMailer(t, srv.URL(), smtp.WithPoolSize(1))
-		srv.SetDataDelay(time.Second)
+		held, release := srv.HoldData()
 		done := make(chan error, 1)
 		go func() {
 			_, err := m.Send(context.Background(), testMessage("first@example.org"))
 			done <- err
 		}()
-		// Let the first send take the only connection.
-		for deadline := time.Now().Add(5 * time.Second); srv.Connections() == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// The first send holds the only connection until its reply,
+		// which waits for release: the second can only wait, until its
+		// deadline.
+		waitHeld(t, held)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, err := m.Send(ctx, testMessage("second@example.org"))
 		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, eml.ErrUnknownOutcome) {
 			t.Errorf("Send error = %v, want context.DeadlineExceeded without an unknown outcome", err)
 		}
+		release()
 		if err := <-done; err != nil {
 			t.Errorf("first send: %v", err)
 		}
@@ -667,4 +668,15 @@ func TestDotStuffedBody(t *testing.T) {
 			t.Errorf("HTML part differs")
 		}
 	})
+}
+
+// waitHeld waits until the server holds the reply to a message (see
+// smtptest.Server.HoldData), failing the test if that takes 10 s.
+func waitHeld(t *testing.T, held <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message reached the server within 10 s")
+	}
 }

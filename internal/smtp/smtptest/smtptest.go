@@ -1,7 +1,8 @@
 // Package smtptest runs a real SMTP server on 127.0.0.1 for tests, built on
 // github.com/emersion/go-smtp. It records what it receives, counts
 // connections, and can be told to fail: answer a chosen code at MAIL, RCPT or
-// DATA, drop the connection after the message, or answer slowly.
+// DATA, drop the connection after the message, answer slowly, or hold the
+// reply to a message until the test lets it go.
 //
 // Like Postfix's smtpd, the server holds its replies back until it is about
 // to wait for input, so the replies to a client's pipelined commands
@@ -123,7 +124,16 @@ type Server struct {
 	fails     map[Stage]failure
 	drops     int
 	dataDelay time.Duration
+	hold      *hold                 // set by HoldData
 	sessions  map[*session]struct{} // live sessions, for CloseConnections
+}
+
+// hold is one HoldData: the replies it holds back and the signal that one
+// is held.
+type hold struct {
+	once    sync.Once
+	reached chan struct{} // closed when the first message is held
+	release chan struct{} // closed by the release func
 }
 
 type failure struct{ code, n int }
@@ -290,6 +300,29 @@ func (s *Server) SetDataDelay(d time.Duration) {
 	s.dataDelay = d
 }
 
+// HoldData makes the server, after reading each message, hold its reply
+// until release is called; held is closed once the first message is being
+// held. A test waits on held to know that a client is waiting for a reply,
+// and so holds its connection; closing the server also lets the held
+// replies go. Messages after release are answered at once.
+func (s *Server) HoldData() (held <-chan struct{}, release func()) {
+	h := &hold{reached: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	var once sync.Once
+	return h.reached, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.hold == h {
+				s.hold = nil
+			}
+			s.mu.Unlock()
+			close(h.release)
+		})
+	}
+}
+
 // CloseConnections closes every open connection but keeps listening, as a
 // server does when it times out idle clients.
 func (s *Server) CloseConnections() {
@@ -414,7 +447,7 @@ func (ss *session) Data(r io.Reader) error {
 	if drop {
 		s.drops--
 	}
-	delay := s.dataDelay
+	delay, h := s.dataDelay, s.hold
 	s.mu.Unlock()
 
 	rec := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: ss.tls, User: ss.user}
@@ -429,6 +462,14 @@ func (ss *session) Data(r io.Reader) error {
 		case <-t.C:
 		case <-s.done:
 			t.Stop()
+			return errors.New("smtptest: server closing")
+		}
+	}
+	if h != nil {
+		h.once.Do(func() { close(h.reached) })
+		select {
+		case <-h.release:
+		case <-s.done:
 			return errors.New("smtptest: server closing")
 		}
 	}

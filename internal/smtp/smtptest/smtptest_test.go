@@ -63,6 +63,33 @@ func TestServerFailNext(t *testing.T) {
 	}
 }
 
+func TestServerHoldData(t *testing.T) {
+	s := NewServer(t)
+	held, release := s.HoldData()
+	done := make(chan error, 1)
+	go func() { done <- send(t, s.Addr(), "Subject: x\r\n\r\nx\r\n") }()
+	<-held
+	select {
+	case err := <-done:
+		t.Fatalf("send returned (%v) while its reply was held", err)
+	default:
+	}
+	if n, _ := s.Count(); n != 0 {
+		t.Errorf("Count while held = %d, want 0 (recorded once answered)", n)
+	}
+	release()
+	release() // a second call is harmless
+	if err := <-done; err != nil {
+		t.Fatalf("send after release: %v", err)
+	}
+	if err := send(t, s.Addr(), "Subject: y\r\n\r\ny\r\n"); err != nil {
+		t.Fatalf("send after the hold: %v", err)
+	}
+	if n, _ := s.Count(); n != 2 {
+		t.Errorf("Count = %d, want 2", n)
+	}
+}
+
 func TestServerCountOnly(t *testing.T) {
 	s := NewServer(t, CountOnly())
 	if err := send(t, s.Addr(), "Subject: x\r\n\r\nbody\r\n"); err != nil {
