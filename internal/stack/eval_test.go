@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -31,7 +32,7 @@ var pseudo = map[string]string{
 // operator would give them to `sam deploy`.
 var deployParams = map[string]string{
 	"SenderDomain":  "news.example.com",
-	"FromAddress":   "The Daily Broadsheet <news@news.example.com>",
+	"FromAddress":   "news@news.example.com",
 	"PostalAddress": "1 Marina Road, Lagos",
 }
 
@@ -40,7 +41,10 @@ var deployParams = map[string]string{
 func newEvaluator(t *testing.T, params map[string]string) *evaluator {
 	t.Helper()
 	var tpl struct {
-		Parameters map[string]struct{ Default any }
+		Parameters map[string]struct {
+			Default        any
+			AllowedPattern string
+		}
 		Conditions map[string]any
 		Resources  map[string]json.RawMessage
 	}
@@ -67,7 +71,37 @@ func newEvaluator(t *testing.T, params map[string]string) *evaluator {
 	for name := range tpl.Resources {
 		e.resources[name] = true
 	}
+	for name, p := range tpl.Parameters {
+		if p.AllowedPattern == "" {
+			continue
+		}
+		// CloudFormation matches the whole value (Java's String.matches).
+		re, err := regexp.Compile(`^(?:` + p.AllowedPattern + `)$`)
+		if err != nil {
+			t.Fatalf("parameter %s: AllowedPattern: %v", name, err)
+		}
+		if v, ok := e.params[name]; ok && !re.MatchString(v) {
+			t.Fatalf("parameter %s: CloudFormation would refuse %q (AllowedPattern %s)", name, v, p.AllowedPattern)
+		}
+	}
 	return e
+}
+
+// allowed reports whether CloudFormation would take value for the
+// parameter, by its AllowedPattern.
+func allowed(t *testing.T, param, value string) bool {
+	t.Helper()
+	var tpl struct {
+		Parameters map[string]struct{ AllowedPattern string }
+	}
+	if err := json.Unmarshal(templateJSON(t), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := tpl.Parameters[param]
+	if !ok {
+		t.Fatalf("no parameter %s", param)
+	}
+	return p.AllowedPattern == "" || regexp.MustCompile(`^(?:`+p.AllowedPattern+`)$`).MatchString(value)
 }
 
 // value resolves v.
