@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/broadsheet-news/broadsheet/internal/eml"
+	"github.com/broadsheet-news/broadsheet/internal/feedback"
 	"github.com/broadsheet-news/broadsheet/internal/ses"
 	"github.com/broadsheet-news/broadsheet/internal/settings"
 )
@@ -193,5 +194,29 @@ func TestSESPolicyNamesTheAddressSent(t *testing.T) {
 		if allowed(t, "FromAddress", v) {
 			t.Errorf("FromAddress %q is allowed; SES would refuse every send from it", v)
 		}
+	}
+}
+
+// TestConfigurationSetPublishesWhatFeedbackHandles: the configuration
+// set's event destination publishes every event type package feedback
+// acts on, under the names CloudFormation takes for them.
+func TestConfigurationSetPublishesWhatFeedbackHandles(t *testing.T) {
+	e := newEvaluator(t, nil)
+	props := e.resourceProperties(t, "ConfigurationSetEvents")
+	list, _ := path(props, "EventDestination", "MatchingEventTypes").([]any)
+	published := map[string]bool{}
+	for _, v := range list {
+		published[fmt.Sprint(v)] = true
+	}
+	for event, name := range map[string]string{
+		feedback.EventSend: "send", feedback.EventDelivery: "delivery", feedback.EventBounce: "bounce",
+		feedback.EventComplaint: "complaint", feedback.EventReject: "reject", feedback.EventRenderingFailure: "renderingFailure",
+	} {
+		if !published[name] {
+			t.Errorf("feedback handles %q events, which the configuration set does not publish (%s)", event, name)
+		}
+	}
+	if got := path(props, "EventDestination", "SnsDestination", "TopicARN"); got != "<FeedbackTopic>" {
+		t.Errorf("events go to %v, want the feedback function's topic", got)
 	}
 }
