@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/broadsheet-news/broadsheet/internal/localaws"
 )
 
 // functionFolders maps each function of the template to its folder under
@@ -280,4 +282,31 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestLocalEnvFileMatchesTemplate: the env file `make local-aws` writes
+// has an entry for every function, and sets only variables template.yaml
+// declares for that function: `sam local` ignores any other (it sets the
+// variables the template declares, taking their values from the file).
+func TestLocalEnvFileMatchesTemplate(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	fns := tpl.functions(t)
+	env := localaws.Env(localaws.Defaults(), localaws.Endpoints{}, "00")
+	for name, f := range fns {
+		vars, ok := env[name]
+		if !ok {
+			t.Errorf("the local env file has no %s", name)
+			continue
+		}
+		for v := range vars {
+			if _, ok := f.Environment.Variables[v]; !ok {
+				t.Errorf("the local env file sets %s for %s, which template.yaml does not declare for it: sam local would ignore it", v, name)
+			}
+		}
+	}
+	for name := range env {
+		if fns[name] == nil {
+			t.Errorf("the local env file names %s, which is not a function of template.yaml", name)
+		}
+	}
 }
