@@ -31,7 +31,6 @@ var pseudo = map[string]string{
 // deployParams are values for the parameters that have no default, as an
 // operator would give them to `sam deploy`.
 var deployParams = map[string]string{
-	"SenderDomain":  "news.example.com",
 	"FromAddress":   "news@news.example.com",
 	"PostalAddress": "1 Marina Road, Lagos",
 }
