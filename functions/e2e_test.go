@@ -1,5 +1,5 @@
-// Package functions_test runs Broadsheet's AWS path end to end: the four
-// real Lambda bootstraps under aws-lambda-rie (the emulator `sam local`
+// Package functions_test runs Broadsheet's AWS path end to end: four of
+// the five real Lambda bootstraps (all but ingest) under aws-lambda-rie (the emulator `sam local`
 // uses), talking to DynamoDB Local and the SQS and SES stand-ins through
 // AWS_ENDPOINT_URL_* with no code change. The test plays API Gateway,
 // the SQS event source mapping and SNS.

@@ -2,12 +2,13 @@
 // settings from the environment, builds the AWS clients (whose endpoints
 // AWS_ENDPOINT_URL_<SERVICE> variables may point at local stand-ins) and
 // the adapters on them, once per cold start, and holds the handlers the
-// four functions give lambda.Start:
+// five functions give lambda.Start:
 //
 //	api       (*apifunc.API).Handle              API Gateway HTTP API, payload v2
 //	digest    (*App).HandleDigest                EventBridge Scheduler, or the api function
 //	sender    (*App).HandleSQS                   SQS, with partial batch responses
 //	feedback  (*feedbackfunc.Handler).HandleSNS  SES event publishing through SNS
+//	ingest    (*Ingest).HandleIngest             EventBridge Scheduler
 //
 // The packages under it hold what only some functions link: apifunc the
 // api's handler, sesmail the SES client (api and sender), feedbackfunc
