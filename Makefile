@@ -11,7 +11,7 @@ DATA ?= ./.broadsheet
 ARTIFACTS_DIR ?= .aws-sam/manual
 LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: run test vet vulncheck chaos bench build clean aws-deps lambdas \
+.PHONY: run test vet vulncheck chaos bench build clean aws-deps lambdas local-aws \
 	build-ApiFunction build-DigestFunction build-SenderFunction build-FeedbackFunction build-IngestFunction
 
 ## run: start Broadsheet on http://127.0.0.1:8080 with data in ./.broadsheet
@@ -90,6 +90,14 @@ lambdas:
 		$(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=.aws-sam/manual/$$f || exit 1; \
 		ls -l .aws-sam/manual/$$f/bootstrap; \
 	done
+
+## local-aws: AWS on this machine for `sam local` (see README): DynamoDB
+## Local, the SQS and SES stand-ins on ports 8000, 9324 and 8005 where the
+## functions' containers reach them, the table and the send queue, and
+## env.json for every function; Ctrl-C stops them. Needs `make aws-deps`.
+## LOCAL_AWS_FLAGS passes flags (go run ./cmd/localaws -h lists them).
+local-aws:
+	$(GO) run ./cmd/localaws $(LOCAL_AWS_FLAGS)
 
 ## aws-deps: what the AWS integration tests need: Java 17, the npm stand-ins, aws-lambda-rie
 RIE_VERSION = v0.0.0-20261030222936-bef5c4ba774d

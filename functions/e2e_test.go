@@ -1,5 +1,5 @@
-// Package functions_test runs Broadsheet's AWS path end to end: the four
-// real Lambda bootstraps under aws-lambda-rie (the emulator `sam local`
+// Package functions_test runs Broadsheet's AWS path end to end: four of
+// the five real Lambda bootstraps (all but ingest) under aws-lambda-rie (the emulator `sam local`
 // uses), talking to DynamoDB Local and the SQS and SES stand-ins through
 // AWS_ENDPOINT_URL_* with no code change. The test plays API Gateway,
 // the SQS event source mapping and SNS.
@@ -74,6 +74,11 @@ func TestSubscribeToInboxOnAWS(t *testing.T) {
 	tok, _ := url.QueryUnescape(link[1])
 	if res := s.http("POST", "/confirm", "application/x-www-form-urlencoded", "token="+url.QueryEscape(tok), ""); res.StatusCode != 200 {
 		t.Fatalf("confirm: %d %s", res.StatusCode, res.Body)
+	}
+
+	// A named stage serves the same routes under its prefix.
+	if res := s.httpStage("prod", "GET", "/healthz", "", "", ""); res.StatusCode != 200 || !strings.Contains(res.Body, `"ok"`) {
+		t.Fatalf("GET /prod/healthz: %d %s", res.StatusCode, res.Body)
 	}
 
 	// The editor submits two articles and sends the daily digest; the api
@@ -199,9 +204,19 @@ func startStack(t *testing.T) *stack {
 }
 
 // http sends one request through the api function as API Gateway's HTTP
-// API (payload v2) would.
+// API (payload v2) would, on its $default stage.
 func (s *stack) http(method, path, contentType, body, bearer string) events.APIGatewayV2HTTPResponse {
 	s.t.Helper()
+	return s.httpStage("$default", method, path, contentType, body, bearer)
+}
+
+// httpStage is http through a stage: a named one puts its name before the
+// path in rawPath, as API Gateway does.
+func (s *stack) httpStage(stage, method, path, contentType, body, bearer string) events.APIGatewayV2HTTPResponse {
+	s.t.Helper()
+	if stage != "$default" {
+		path = "/" + stage + path
+	}
 	u, _ := url.Parse(path)
 	headers := map[string]string{"user-agent": "e2e-test"}
 	if contentType != "" {
@@ -214,7 +229,7 @@ func (s *stack) http(method, path, contentType, body, bearer string) events.APIG
 		Version: "2.0", RouteKey: "$default", RawPath: u.Path, RawQueryString: u.RawQuery,
 		Headers: headers, Body: body,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			DomainName: "news.ledger.example", Stage: "$default", RequestID: fmt.Sprintf("e2e-%d", time.Now().UnixNano()),
+			DomainName: "news.ledger.example", Stage: stage, RequestID: fmt.Sprintf("e2e-%d", time.Now().UnixNano()),
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: u.Path, Protocol: "HTTP/1.1", SourceIP: "192.0.2.10", UserAgent: "e2e-test"},
 		},
 	}

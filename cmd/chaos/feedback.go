@@ -183,7 +183,8 @@ feed:
 }
 
 // feedbackModel is what the notifications should leave behind, whatever
-// their order: a complaint outranks a permanent bounce, which outranks
+// their order: a complaint outranks a permanent bounce, which outranks a
+// Reject or a Rendering Failure (the row failed), which outranks
 // everything else; a Send, a Delivery or a transient bounce settles a row
 // still in flight as sent.
 type feedbackModel struct {
@@ -211,6 +212,7 @@ func (m *feedbackModel) settle(id string, s newsletter.DeliveryStatus) {
 	switch cur := m.row[id]; {
 	case cur == newsletter.DeliveryComplained:
 	case s == newsletter.DeliverySent && cur != newsletter.DeliveryQueued && cur != newsletter.DeliverySending && cur != newsletter.DeliveryUnknown:
+	case s == newsletter.DeliveryFailed && cur != newsletter.DeliveryQueued && cur != newsletter.DeliverySending && cur != newsletter.DeliveryUnknown && cur != newsletter.DeliverySent:
 	default:
 		m.row[id] = s
 	}
@@ -313,8 +315,17 @@ func (m *feedbackModel) generate(rng *rand.Rand, digestID string, readers int) [
 		ev["eventType"] = feedback.EventSend
 		ev["send"] = map[string]any{}
 		row(newsletter.DeliverySent)
+	case x < 92: // SES accepted the message, then did not send it
+		if rng.IntN(2) == 0 {
+			ev["eventType"] = feedback.EventReject
+			ev["reject"] = map[string]any{"reason": "Bad content"}
+		} else {
+			ev["eventType"] = feedback.EventRenderingFailure
+			ev["failure"] = map[string]any{"templateName": "inline", "errorMessage": "Attribute 'lb' is not present in the rendering data."}
+		}
+		row(newsletter.DeliveryFailed)
 	default: // types Broadsheet does not act on
-		t := []string{"Open", "Click", "DeliveryDelay", "Reject", "Rendering Failure", "Subscription"}[rng.IntN(6)]
+		t := []string{"Open", "Click", "DeliveryDelay", "Subscription"}[rng.IntN(4)]
 		ev["eventType"] = t
 		ev[strings.ToLower(t)] = map[string]any{"timestamp": time.Now().UTC().Format(time.RFC3339)}
 	}

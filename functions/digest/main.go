@@ -8,6 +8,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	// The time zone database, embedded (384 KiB of the bootstrap): the
+	// schedules' and the digests' dates must not depend on whether the
+	// Lambda runtime ships one.
+	_ "time/tzdata"
 
 	"github.com/aws/aws-lambda-go/lambda"
 

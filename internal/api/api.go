@@ -169,6 +169,7 @@ func (h *handler) routes() {
 	m.Handle("POST /api/digests", h.editor(h.createDigest))
 	m.Handle("GET /api/digests", h.editor(h.listDigests))
 	m.Handle("GET /api/digests/{id}", h.editor(h.getDigest))
+	m.Handle("GET /api/digests/{id}/deliveries", h.editor(h.listDeliveries))
 	m.Handle("GET /api/digests/{id}/preview", h.editor(h.previewDigest))
 	m.Handle("POST /api/digests/{id}/test", h.editor(h.testDigest))
 	m.Handle("POST /api/digests/{id}/send", h.editor(h.sendDigest))

@@ -52,6 +52,9 @@ type consoleView struct {
 
 	Digest   *newsroom.DigestStatus
 	Progress int64 // readers settled (sent, skipped or failed)
+	// Failures are the first failed copies of a digest that is not
+	// sending, with why each failed.
+	Failures []*newsletter.Delivery
 	Variants []variantGroup
 	Preview  string // the preview frame's address
 	Showing  string // which variant the frame shows
@@ -420,6 +423,9 @@ func (h *handler) consoleDigest(w http.ResponseWriter, r *http.Request, s *sessi
 	h.renderDigest(w, r, s, http.StatusOK, "", "")
 }
 
+// consoleFailures is how many failed copies the digest page lists.
+const consoleFailures = 10
+
 // renderDigest shows the digest page with status and an error message.
 func (h *handler) renderDigest(w http.ResponseWriter, r *http.Request, s *session, status int, msg, testTo string) {
 	st, err := h.svc.Digest(r.Context(), r.PathValue("id"))
@@ -435,6 +441,16 @@ func (h *handler) renderDigest(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	c := st.Counters
 	v.Progress = c.Sent + c.Skipped + c.Failed
+	if c.Failed > 0 && st.Status != newsletter.DigestSending {
+		// Not while sending: the page reloads itself every few seconds,
+		// and the rows are found by reading the digest's ledger.
+		rows, _, err := h.svc.Deliveries(r.Context(), st.ID, newsletter.DeliveryFilter{Status: newsletter.DeliveryFailed}, newsletter.Page{Limit: consoleFailures})
+		if err != nil {
+			h.consoleError(w, r, err)
+			return
+		}
+		v.Failures = rows
+	}
 	q := r.URL.Query()
 	format, ferr := newsletter.ParseFormat(q.Get("format"))
 	if ferr != nil && msg == "" {

@@ -248,6 +248,24 @@ func (h *handler) getDigest(w http.ResponseWriter, r *http.Request, _ *newslette
 	h.writeJSON(w, r, http.StatusOK, st)
 }
 
+// listDeliveries lists a digest's ledger rows, ?status=failed (or any
+// other status) for those only: each row says why a copy failed or was
+// skipped.
+func (h *handler) listDeliveries(w http.ResponseWriter, r *http.Request, _ *newsletter.EditorToken) {
+	p, err := pageParam(r, newsletter.DefaultPageSize)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	f := newsletter.DeliveryFilter{Status: newsletter.DeliveryStatus(r.URL.Query().Get("status"))}
+	items, next, err := h.svc.Deliveries(r.Context(), r.PathValue("id"), f, p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeList(h, w, r, items, next)
+}
+
 // previewDigest returns the digest exactly as a reader of ?format= who chose
 // ?sections=a,b gets it: HTML, or plain text for format=text.
 func (h *handler) previewDigest(w http.ResponseWriter, r *http.Request, _ *newsletter.EditorToken) {

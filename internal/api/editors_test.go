@@ -24,6 +24,7 @@ func TestEditorAuth(t *testing.T) {
 		{"POST", "/api/digests", `{"frequency":"daily"}`},
 		{"GET", "/api/digests", ""},
 		{"GET", "/api/digests/daily-2026-11-26", ""},
+		{"GET", "/api/digests/daily-2026-11-26/deliveries", ""},
 		{"GET", "/api/digests/daily-2026-11-26/preview", ""},
 		{"POST", "/api/digests/daily-2026-11-26/test", `{"to":"ed@example.com"}`},
 		{"POST", "/api/digests/daily-2026-11-26/send", ""},
@@ -501,4 +502,60 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("after unsubscribing: got %d digests, want 1", n)
 	}
 	e.noServerErrors()
+}
+
+// TestFailedCopiesAreListed: the copies SES reported it did not send
+// (ledger rows failed with a reason) are counted on the digest, listed by
+// GET /api/digests/{id}/deliveries?status=failed, and shown with their
+// reasons on the console's digest page once it is no longer sending.
+func TestFailedCopiesAreListed(t *testing.T) {
+	e := MustEnv(t)
+	ctx := t.Context()
+	id := "daily-2026-11-26"
+	if err := e.store.CreateDigest(ctx, &newsletter.Digest{
+		ID: id, Frequency: newsletter.Daily, Period: "2026-11-26", Subject: "The Daily Ledger: Thursday",
+		Status: newsletter.DigestSent, FanoutDone: true, CreatedAt: start,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*newsletter.Delivery{
+		{SubscriberID: "r1", Status: newsletter.DeliverySent, MessageID: "m1"},
+		{SubscriberID: "r2", Status: newsletter.DeliveryFailed, MessageID: "m2", Reason: "SES could not render the email: Attribute 'lb' is not present in the rendering data."},
+		{SubscriberID: "r3", Status: newsletter.DeliveryFailed, MessageID: "m3", Reason: "rejected by SES: Bad content"},
+	} {
+		d.DigestID, d.Attempts, d.UpdatedAt = id, 1, start
+		if err := e.store.CreateDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.API("GET", "/api/digests/"+id, "")
+	want(t, r, http.StatusOK)
+	var st struct{ Counters newsletter.Counters }
+	r.JSON(t, &st)
+	if st.Counters.Failed != 2 || st.Counters.Sent != 1 {
+		t.Errorf("counters %+v, want 2 failed, 1 sent", st.Counters)
+	}
+	r = e.API("GET", "/api/digests/"+id+"/deliveries?status=failed", "")
+	want(t, r, http.StatusOK)
+	var list struct {
+		Items []newsletter.Delivery
+		Next  string
+	}
+	r.JSON(t, &list)
+	if len(list.Items) != 2 || list.Items[0].SubscriberID != "r2" || !strings.Contains(list.Items[0].Reason, "could not render") || list.Items[1].Reason != "rejected by SES: Bad content" {
+		t.Errorf("failed copies %+v", list.Items)
+	}
+	r = e.API("GET", "/api/digests/"+id+"/deliveries", "")
+	want(t, r, http.StatusOK)
+	r.JSON(t, &list)
+	if len(list.Items) != 3 {
+		t.Errorf("%d rows without a filter, want 3", len(list.Items))
+	}
+	wantError(t, e.API("GET", "/api/digests/"+id+"/deliveries?status=lost", ""), http.StatusBadRequest, newsletter.EINVALID)
+	wantError(t, e.API("GET", "/api/digests/daily-1999-01-01/deliveries", ""), http.StatusNotFound, newsletter.ENOTFOUND)
+
+	ed := e.signIn(e.full)
+	page := ed.get("/console/digests/" + id)
+	want(t, page, http.StatusOK)
+	wantBody(t, page, "Copies that did not go out", "<code>r2</code>", "rejected by SES: Bad content", "Attribute &#39;lb&#39; is not present")
 }

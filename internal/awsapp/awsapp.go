@@ -2,12 +2,13 @@
 // settings from the environment, builds the AWS clients (whose endpoints
 // AWS_ENDPOINT_URL_<SERVICE> variables may point at local stand-ins) and
 // the adapters on them, once per cold start, and holds the handlers the
-// four functions give lambda.Start:
+// five functions give lambda.Start:
 //
 //	api       (*apifunc.API).Handle              API Gateway HTTP API, payload v2
 //	digest    (*App).HandleDigest                EventBridge Scheduler, or the api function
 //	sender    (*App).HandleSQS                   SQS, with partial batch responses
 //	feedback  (*feedbackfunc.Handler).HandleSNS  SES event publishing through SNS
+//	ingest    (*Ingest).HandleIngest             EventBridge Scheduler
 //
 // The packages under it hold what only some functions link: apifunc the
 // api's handler, sesmail the SES client (api and sender), feedbackfunc
@@ -142,6 +143,10 @@ type Mail struct {
 	// MaxSendRate reads the account's maximum send rate, per second (SES
 	// GetAccount).
 	MaxSendRate func(context.Context) (float64, error)
+	// SetBulkSize sets the most destinations Mailer puts in one bulk call
+	// (the Pace's BulkSize); nil when Mailer does not send in bulk. It is
+	// called before the first send.
+	SetBulkSize func(n int)
 }
 
 // SenderDeps are what the sender function has and the others do not.
@@ -182,8 +187,8 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 	mail := deps.Mail(cfg, getenv(EnvConfigurationSet))
 	// The account's send rate is read while the rest is built: on AWS its
 	// round trip, a TLS handshake included, overlaps the SSM one.
-	limiter := make(chan *rate.Limiter, 1)
-	go func() { limiter <- a.limiter(ctx, mail.MaxSendRate, getenv) }()
+	limiter := make(chan Pace, 1)
+	go func() { limiter <- a.pace(ctx, mail.MaxSendRate, getenv) }()
 	p, err := a.parts(ctx, cfg, getenv, mail.Mailer)
 	if err != nil {
 		return nil, err
@@ -192,7 +197,11 @@ func LoadSender(ctx context.Context, getenv func(string) string, stdout io.Write
 		return nil, err
 	}
 	ec := p.engineConfig(a)
-	ec.Limiter = <-limiter
+	pace := <-limiter
+	ec.Limiter = rate.NewLimiter(rate.Limit(pace.Limit), pace.Burst)
+	if mail.SetBulkSize != nil {
+		mail.SetBulkSize(pace.BulkSize)
+	}
 	a.Engine = delivery.New(a.Store, p.signer, p.renderer, p.mailer, a.Queue, ec)
 	a.service(p, nil, inlineFanout{a.Engine})
 	return a, nil
@@ -328,21 +337,51 @@ func NewLogger(getenv func(string) string, w io.Writer) *slog.Logger {
 	return awsenv.NewLogger(getenv, w)
 }
 
-// limiter paces this sender at its share of the account's send rate, read
-// once (SES GetAccount) at cold start.
-func (a *App) limiter(ctx context.Context, maxSendRate func(context.Context) (float64, error), getenv func(string) string) *rate.Limiter {
+// pace reads the account's send rate once (SES GetAccount), at cold
+// start, and returns this sender's share of it.
+func (a *App) pace(ctx context.Context, maxSendRate func(context.Context) (float64, error), getenv func(string) string) Pace {
 	account, err := maxSendRate(ctx)
 	if err != nil || account <= 0 {
 		a.Log.Warn("SES send rate unknown; sending at the fallback rate", "fallback", FallbackSendRate, "err", err)
-		account = FallbackSendRate / SendRateShare
+		account = 0
 	}
 	senders := 1
 	if n, err := strconv.Atoi(getenv(EnvSenderConcurrency)); err == nil && n > 0 {
 		senders = n
 	}
-	r := SendRateShare * account / float64(senders)
-	a.Log.Info("send rate", "perSecond", r, "accountMax", account, "senders", senders)
-	return rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	p := PaceFor(account, senders)
+	a.Log.Info("send rate", "perSecond", p.Limit, "accountMax", account, "senders", senders, "bulkSize", p.BulkSize)
+	return p
+}
+
+// MaxBulkDestinations is the most destinations SES takes in one
+// SendBulkEmail call.
+const MaxBulkDestinations = 50
+
+// Pace is how fast one sender function sends: Limit messages a second,
+// in bursts of at most Burst, in bulk calls of at most BulkSize
+// destinations. A call never holds more destinations than the sender
+// sends in a second: SES counts them against the account's maximum send
+// rate together, and says the destinations one call may have "may be
+// limited by your account's maximum sending rate".
+type Pace struct {
+	Limit    float64
+	Burst    int
+	BulkSize int
+}
+
+// PaceFor returns the pace of one of senders sender functions sharing an
+// account whose maximum send rate is accountRate a second: together they
+// take SendRateShare of it. An accountRate of zero or less (unknown) is
+// taken as the fallback, FallbackSendRate for all the senders.
+func PaceFor(accountRate float64, senders int) Pace {
+	if accountRate <= 0 {
+		accountRate = FallbackSendRate / SendRateShare
+	}
+	senders = max(senders, 1)
+	r := SendRateShare * accountRate / float64(senders)
+	n := max(1, int(r))
+	return Pace{Limit: r, Burst: n, BulkSize: min(n, MaxBulkDestinations)}
 }
 
 // inlineFanout is the digest function's dispatcher: it is the function

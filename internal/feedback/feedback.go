@@ -3,7 +3,10 @@
 // SNS topic — and applies it to the store: a permanent bounce or a
 // complaint suppresses the reader for good and settles the digest's ledger
 // row; a Send or Delivery event settles a row whose send outcome was
-// unknown, so that it is never sent twice.
+// unknown, so that it is never sent twice; a Rendering Failure or a
+// Reject event, which say SES did not send the message after all, moves
+// the row to failed with the reason, where the digest's counters and the
+// editors' list of failed copies show it.
 //
 // Every change is a conditional update that only ever moves a record
 // forward, so notifications may arrive twice and in any order: a duplicate
@@ -42,7 +45,18 @@ const (
 	EventComplaint = "Complaint"
 	EventDelivery  = "Delivery"
 	EventSend      = "Send"
+	// EventReject: SES accepted the message, found a virus in it and did
+	// not try to deliver it.
+	EventReject = "Reject"
+	// EventRenderingFailure: SES accepted a templated send (SendBulkEmail
+	// answers SUCCESS for the entry) and then could not render it, so did
+	// not send it.
+	EventRenderingFailure = "Rendering Failure"
 )
+
+// maxReason is the most bytes of SES's own text a ledger row's reason
+// keeps.
+const maxReason = 300
 
 // Bounce types. Only a permanent bounce suppresses a reader; SES retries
 // transient ones itself, and an undetermined one says too little.
@@ -88,6 +102,14 @@ type Notification struct {
 		ComplaintFeedbackType string `json:"complaintFeedbackType"`
 		FeedbackID            string `json:"feedbackId"`
 	} `json:"complaint"`
+	Reject *struct {
+		Reason string `json:"reason"`
+	} `json:"reject"`
+	// Failure is the Rendering Failure object.
+	Failure *struct {
+		TemplateName string `json:"templateName"`
+		ErrorMessage string `json:"errorMessage"`
+	} `json:"failure"`
 }
 
 // Type returns the notification's event type, whichever field carries it.
@@ -177,6 +199,18 @@ func (p *Processor) Handle(ctx context.Context, notification []byte) error {
 		return p.suppress(ctx, log, &n, emails, newsletter.StatusComplained, newsletter.DeliveryComplained, reason)
 	case EventSend, EventDelivery:
 		return p.reconcile(ctx, log, &n)
+	case EventReject:
+		reason := "rejected by SES"
+		if n.Reject != nil && n.Reject.Reason != "" {
+			reason += ": " + n.Reject.Reason
+		}
+		return p.fail(ctx, log, &n, reason)
+	case EventRenderingFailure:
+		reason := "SES could not render the email"
+		if n.Failure != nil && n.Failure.ErrorMessage != "" {
+			reason += ": " + n.Failure.ErrorMessage
+		}
+		return p.fail(ctx, log, &n, reason)
 	default:
 		log.Info("SES event ignored")
 		return nil
@@ -299,6 +333,27 @@ func (p *Processor) reconcile(ctx context.Context, log *slog.Logger, n *Notifica
 		}
 		return false
 	})
+	return err
+}
+
+// fail moves the digest's ledger row to failed with the reason: SES said
+// it did not send the message, whatever the sender recorded when SES
+// accepted it (sent, or an outcome not yet known). A row that bounced or
+// complained did go out, and one already failed or skipped says enough.
+func (p *Processor) fail(ctx context.Context, log *slog.Logger, n *Notification, reason string) error {
+	if len(reason) > maxReason {
+		reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
+	}
+	_, err := p.settle(ctx, log, n, newsletter.DeliveryFailed, reason, func(s newsletter.DeliveryStatus) bool {
+		switch s {
+		case newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown, newsletter.DeliverySent:
+			return true
+		}
+		return false
+	})
+	if err == nil {
+		log.Warn("SES did not send the email", "reason", reason)
+	}
 	return err
 }
 

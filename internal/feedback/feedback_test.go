@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/feedback"
@@ -205,11 +206,61 @@ func TestSendAndDeliveryReconcile(t *testing.T) {
 	}
 }
 
+// TestRenderingFailureAndRejectFail: SES accepted both messages (the
+// sender recorded one sent, the other's outcome was unknown) and then did
+// not send them; each row becomes failed with SES's reason, counted, and
+// a later Send or Delivery event does not make it sent again.
+func TestRenderingFailureAndRejectFail(t *testing.T) {
+	f := newFixture(t)
+	f.handle(t, load(t, "rendering-failure.json"))
+	f.handle(t, load(t, "reject.json"))
+	for _, tc := range []struct{ name, reason, msgID string }{
+		{"ada", "SES could not render the email: Attribute 'lb' is not present in the rendering data.", "0100019a7c191be4-render-ada-000000"},
+		{"dayo", "rejected by SES: Bad content", "0100019a7c191be4-reject-dayo-000000"},
+	} {
+		row := f.row(t, tc.name)
+		if row.Status != newsletter.DeliveryFailed || row.Reason != tc.reason || row.MessageID != tc.msgID || !row.UpdatedAt.Equal(t0) {
+			t.Errorf("%s's row: %+v, want failed (%q) with message %s", tc.name, row, tc.reason, tc.msgID)
+		}
+		if got := f.reader(t, tc.name); got.Status != newsletter.StatusConfirmed {
+			t.Errorf("%s: %s, want confirmed: the reader did nothing wrong", tc.name, got.Status)
+		}
+	}
+	if c := f.counters(t); c.Failed != 2 || c.Sent != 1 || c.Unknown != 0 {
+		t.Errorf("counters %+v, want 2 failed (ada, dayo), 1 sent (cem)", c)
+	}
+	f.handle(t, retag(load(t, "delivery.json"), "dayo", "ada"))
+	f.handle(t, load(t, "delivery.json"))
+	for _, name := range []string{"ada", "dayo"} {
+		if row := f.row(t, name); row.Status != newsletter.DeliveryFailed {
+			t.Errorf("%s's row: %s after a delivery event, want failed to stay", name, row.Status)
+		}
+	}
+	// A bounced row went out: a reject for it changes nothing.
+	f.handle(t, retag(load(t, "bounce-permanent.json"), "ada", "cem"))
+	f.handle(t, retag(load(t, "reject.json"), "dayo", "cem"))
+	if row := f.row(t, "cem"); row.Status != newsletter.DeliveryBounced {
+		t.Errorf("cem's row: %s, want bounced", row.Status)
+	}
+}
+
+// TestFailureReasonIsBounded: SES's error text is kept to a few hundred
+// bytes, valid UTF-8.
+func TestFailureReasonIsBounded(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("é", 400)
+	f.handle(t, bytes.Replace(load(t, "rendering-failure.json"), []byte("Attribute 'lb' is not present in the rendering data."), []byte(long), 1))
+	row := f.row(t, "ada")
+	if len(row.Reason) > 310 || !utf8.ValidString(row.Reason) || !strings.HasPrefix(row.Reason, "SES could not render the email: éé") {
+		t.Errorf("reason of %d bytes: %q", len(row.Reason), row.Reason)
+	}
+}
+
 // TestDuplicatesChangeNothing replays every notification: the second
 // round must not write at all (UpdatedAt stays at the first round's time).
 func TestDuplicatesChangeNothing(t *testing.T) {
 	f := newFixture(t)
-	files := []string{"bounce-permanent.json", "bounce-transient.json", "complaint.json", "delivery.json", "send.json"}
+	files := []string{"bounce-permanent.json", "bounce-transient.json", "complaint.json", "delivery.json", "send.json", "rendering-failure.json", "reject.json"}
 	for _, name := range files {
 		f.handle(t, load(t, name))
 	}
@@ -384,7 +435,7 @@ func TestDuplicatesCountOnceInRates(t *testing.T) {
 // TestShuffledReplays: every notification delivered three times in random
 // orders ends where delivering each once does.
 func TestShuffledReplays(t *testing.T) {
-	files := []string{"bounce-permanent.json", "bounce-transient.json", "complaint.json", "delivery.json", "send.json"}
+	files := []string{"bounce-permanent.json", "bounce-transient.json", "complaint.json", "delivery.json", "send.json", "rendering-failure.json", "reject.json"}
 	type final struct {
 		sub newsletter.SubscriberStatus
 		row newsletter.DeliveryStatus

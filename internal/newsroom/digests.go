@@ -3,6 +3,7 @@ package newsroom
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -207,6 +208,31 @@ func (s *Service) status(ctx context.Context, d *newsletter.Digest) (*DigestStat
 		return nil, fmt.Errorf("digest counters: %w", err)
 	}
 	return &DigestStatus{Digest: d, Counters: c}, nil
+}
+
+// Deliveries lists the ledger rows of a digest whose status f names (all
+// when empty), ordered by reader ID, a page at a time: with status failed,
+// the copies that did not go out and why (a rejection, a rendering failure
+// SES reported afterwards, retries given up). ENOTFOUND for no such
+// digest; EINVALID for a status that is not one.
+func (s *Service) Deliveries(ctx context.Context, digestID string, f newsletter.DeliveryFilter, p newsletter.Page) ([]*newsletter.Delivery, string, error) {
+	if f.Status != "" && !slices.Contains(newsletter.DeliveryStatuses, f.Status) {
+		return nil, "", newsletter.Errorf(newsletter.EINVALID, "Status must be one of: %s.", joinStatuses())
+	}
+	if _, err := s.digest(ctx, digestID); err != nil {
+		return nil, "", err
+	}
+	rows, next, err := s.store.Deliveries(ctx, digestID, f, p)
+	return rows, next, wrap("deliveries", err)
+}
+
+// joinStatuses lists the delivery statuses for an error message.
+func joinStatuses() string {
+	names := make([]string, len(newsletter.DeliveryStatuses))
+	for i, st := range newsletter.DeliveryStatuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Digests lists digests, newest first.

@@ -39,7 +39,8 @@ const (
 // 50 (BulkSize) messages that share a layout, From and Reply-To: the
 // layout is the call's inline template (DefaultContent.Template.TemplateContent) and
 // each message is an entry carrying only the reader's address, the
-// reader's values as replacement template data, the headers that differ
+// reader's values (and the template's character variables, see
+// bulkTemplate) as replacement template data, the headers that differ
 // between the call's messages (List-Unsubscribe, with the reader's own
 // links) as ReplacementHeaders and its tags as ReplacementTags. Headers
 // every message of the call shares go once, in Template.Headers; tags they
@@ -190,10 +191,11 @@ func (m *Mailer) groupCalls(ctx context.Context, calls []func(), l *eml.Layout, 
 	if most <= 0 || most > maxBulkEntries {
 		most = maxBulkEntries
 	}
+	extra := len(t.syntax) + 1 // each entry's copy of the character variables
 	for len(entries) > 0 {
-		n, size := 1, entries[0].size
-		for n < len(entries) && n < most && size+entries[n].size <= maxEntriesBytes {
-			size += entries[n].size
+		n, size := 1, entries[0].size+extra
+		for n < len(entries) && n < most && size+entries[n].size+extra <= maxEntriesBytes {
+			size += entries[n].size + extra
 			n++
 		}
 		chunk := entries[:n]
@@ -224,7 +226,7 @@ func (m *Mailer) sendChunk(ctx context.Context, t *bulkTemplate, from string, re
 	if m.configSet != "" {
 		in.ConfigurationSetName = aws.String(m.configSet)
 	}
-	data := chunkData(chunk, twoVars)
+	data := chunkData(chunk, twoVars, t.syntax)
 	for j, e := range chunk {
 		be := types.BulkEmailEntry{
 			Destination: &types.Destination{ToAddresses: []string{e.to}},
@@ -409,14 +411,22 @@ func hasTag(ts []types.MessageTag, name, value string) bool {
 // headline would be a variable, "{{{" or "}}}" a parse error that fails
 // every entry, and Handlebars reads "\{{" as an escaped mustache. So every
 // "{", "}" and "\" of the subject and bodies becomes a variable too
-// ({{lb}}, {{rb}}, {{bs}}) whose value, in TemplateData, is that
-// character: the template then holds no brace or backslash but those of
-// its own variables, and renders to the layout's bytes exactly. Values are
-// data, not template, so they need no such escaping.
+// ({{lb}}, {{rb}}, {{bs}}) whose value is that character: the template
+// then holds no brace or backslash but those of its own variables, and
+// renders to the layout's bytes exactly. Values are data, not template, so
+// they need no such escaping.
+//
+// The character variables go in every entry's ReplacementTemplateData, not
+// only in the call's TemplateData: SES documents the default data as what
+// applies "when replacement data is not specified", not as merged with an
+// entry's data key by key, and a variable missing from the data an entry
+// renders with is a rendering failure, after SES has accepted the call.
+// They go in TemplateData as well, which costs a few bytes.
 type bulkTemplate struct {
 	content   types.EmailTemplateContent
 	plainHTML *string // the HTML part with the text part's variables
 	data      string  // TemplateData: the values of the character variables
+	syntax    string  // the same as JSON members, for each entry's data
 	size      int     // estimated bytes in the request
 }
 
@@ -445,6 +455,7 @@ func newBulkTemplate(l *eml.Layout) *bulkTemplate {
 		}
 	}
 	t.data = string(append(b, '}'))
+	t.syntax = t.data[1 : len(t.data)-1]
 	t.size += len(t.data)
 	return t
 }
@@ -511,16 +522,17 @@ func dataLen(values []string) int {
 
 // chunkData returns each entry's ReplacementTemplateData, made in one
 // buffer: for each placeholder i, the reader's value as t<i> and, when the
-// layout has an HTML part, HTML-escaped as h<i>.
-func chunkData(chunk []bulkEntry, withHTML bool) []string {
+// layout has an HTML part, HTML-escaped as h<i>; then syntax, the JSON
+// members of the template's character variables.
+func chunkData(chunk []bulkEntry, withHTML bool, syntax string) []string {
 	n := 0
 	for _, e := range chunk {
-		n += dataLen(e.msg.Values)
+		n += dataLen(e.msg.Values) + len(syntax) + 1
 	}
 	b := make([]byte, 0, n)
 	ends := make([]int, len(chunk))
 	for j, e := range chunk {
-		b = appendTemplateData(b, e.msg.Values, withHTML)
+		b = appendTemplateData(b, e.msg.Values, withHTML, syntax)
 		ends[j] = len(b)
 	}
 	all, start := string(b), 0
@@ -531,8 +543,9 @@ func chunkData(chunk []bulkEntry, withHTML bool) []string {
 	return out
 }
 
-// appendTemplateData appends the JSON object of one reader's values.
-func appendTemplateData(b []byte, values []string, withHTML bool) []byte {
+// appendTemplateData appends the JSON object of one reader's values and
+// the members in syntax.
+func appendTemplateData(b []byte, values []string, withHTML bool, syntax string) []byte {
 	b = append(b, '{')
 	for i, v := range values {
 		if i > 0 {
@@ -547,6 +560,12 @@ func appendTemplateData(b []byte, values []string, withHTML bool) []byte {
 		b = append(b, `"t`...)
 		b = strconv.AppendInt(b, int64(i), 10)
 		b = appendJSONString(append(b, `":`...), v)
+	}
+	if syntax != "" {
+		if len(values) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, syntax...)
 	}
 	return append(b, '}')
 }

@@ -260,20 +260,78 @@ func answerByAddress(w http.ResponseWriter, _ *http.Request, body []byte) {
 
 var mustache = regexp.MustCompile(`\{\{([A-Za-z0-9]+)\}\}`)
 
-// renderTemplate renders an SES inline template with simple substitutions
-// only, failing on anything else that Handlebars would read as syntax.
-func renderTemplate(t *testing.T, tmpl string, data map[string]string) string {
-	t.Helper()
-	if rest := mustache.ReplaceAllString(tmpl, ""); strings.ContainsAny(rest, `{}\`) {
-		t.Fatalf("template holds template syntax besides simple variables: %q", rest)
+// renderAsSES renders an SES inline template for one bulk entry as AWS
+// documents it, not as the stand-in does (which merges the two data sets
+// key by key and renders a missing variable as empty text):
+//
+//   - the entry's ReplacementTemplateData is the data; the call's
+//     TemplateData is used only "when replacement data is not specified";
+//   - inline templates take "only simple substitutions", so anything
+//     else Handlebars reads as syntax ({{{, }}}, \{{, {{#if}}) fails;
+//   - a variable the data lacks is a rendering failure: SES "validates
+//     that the template data you send includes the required variables".
+//
+// The error is what a Rendering Failure event would say.
+func renderAsSES(tmpl, entryData, defaultData string) (string, error) {
+	raw := entryData
+	if raw == "" {
+		raw = defaultData
 	}
-	return mustache.ReplaceAllStringFunc(tmpl, func(m string) string {
+	data := map[string]string{}
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &data); err != nil {
+			return "", fmt.Errorf("template data %q: %v", raw, err)
+		}
+	}
+	if rest := mustache.ReplaceAllString(tmpl, ""); strings.ContainsAny(rest, `{}\`) {
+		return "", fmt.Errorf("template holds syntax besides simple variables: %q", rest)
+	}
+	var missing []string
+	out := mustache.ReplaceAllStringFunc(tmpl, func(m string) string {
 		v, ok := data[m[2:len(m)-2]]
 		if !ok {
-			t.Errorf("template variable %s has no value", m)
+			missing = append(missing, m)
 		}
 		return v
 	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("rendering failure: no value for %v in %s", missing, raw)
+	}
+	return out, nil
+}
+
+// checkEntriesRender renders each entry of a SendBulkEmail request with
+// its own data, as SES would, and compares the result with the message it
+// was made from.
+func checkEntriesRender(t *testing.T, r bulkRequest, message func(to string) *eml.Message) {
+	t.Helper()
+	tmpl := r.DefaultContent.Template
+	for _, e := range r.BulkEmailEntries {
+		to := e.Destination.ToAddresses[0]
+		msg := message(to)
+		own := e.ReplacementEmailContent.ReplacementTemplate.ReplacementTemplateData
+		if own == "" {
+			t.Errorf("%s: no ReplacementTemplateData", to)
+			continue
+		}
+		htmlBody, text := msg.Bodies()
+		parts := []struct {
+			name, tmpl, want string
+		}{{"subject", tmpl.TemplateContent.Subject, msg.Layout.Subject}, {"text", tmpl.TemplateContent.Text, string(text)}}
+		if tmpl.TemplateContent.Html != nil {
+			parts = append(parts, struct{ name, tmpl, want string }{"HTML", *tmpl.TemplateContent.Html, string(htmlBody)})
+		}
+		for _, p := range parts {
+			got, err := renderAsSES(p.tmpl, own, tmpl.TemplateData)
+			if err != nil {
+				t.Errorf("%s: %s: %v", to, p.name, err)
+				continue
+			}
+			if got != p.want {
+				t.Errorf("%s: %s renders as\n%s\nwant\n%s", to, p.name, got, p.want)
+			}
+		}
+	}
 }
 
 func TestSendBulkRequest(t *testing.T) {
@@ -356,10 +414,6 @@ func TestSendBulkRequest(t *testing.T) {
 		if want := []nameValue{{"digest", "daily-2026-11-26"}}; !reflect.DeepEqual(r.DefaultEmailTags, want) {
 			t.Errorf("call %d: default tags = %v, want %v", call, r.DefaultEmailTags, want)
 		}
-		var defaults map[string]string
-		if err := json.Unmarshal([]byte(tmpl.TemplateData), &defaults); err != nil {
-			t.Fatalf("call %d: TemplateData %q: %v", call, tmpl.TemplateData, err)
-		}
 		for _, e := range r.BulkEmailEntries {
 			to := e.Destination.ToAddresses[0]
 			msg := msgs[byAddress[to]]
@@ -377,16 +431,19 @@ func TestSendBulkRequest(t *testing.T) {
 			if want := []nameValue{{"digest", "daily-2026-11-26"}, {"subscriber", msg.Tags["subscriber"]}}; !reflect.DeepEqual(e.ReplacementTags, want) {
 				t.Errorf("entry %d: tags = %v, want %v", byAddress[to], e.ReplacementTags, want)
 			}
-			// SES merges an entry's data over TemplateData, key by key.
 			data := map[string]string{}
 			if err := json.Unmarshal([]byte(e.ReplacementEmailContent.ReplacementTemplate.ReplacementTemplateData), &data); err != nil {
 				t.Fatalf("entry %d: ReplacementTemplateData: %v", byAddress[to], err)
 			}
 			// Two variables a placeholder when escaping changes a value
-			// of the call, else one.
-			wantKeys := []string{"h0", "h1", "t0", "t1"}
-			if l != a {
+			// of the call, else one; the character variables of a
+			// layout whose text has braces or backslashes.
+			wantKeys := []string{"bs", "h0", "h1", "lb", "rb", "t0", "t1"}
+			switch l {
+			case b:
 				wantKeys = []string{"t0", "t1"}
+			case c:
+				wantKeys = []string{"bs", "lb", "rb", "t0", "t1"}
 			}
 			var keys []string
 			for k := range data {
@@ -396,24 +453,8 @@ func TestSendBulkRequest(t *testing.T) {
 			if !reflect.DeepEqual(keys, wantKeys) {
 				t.Errorf("entry %d: data keys %v, want %v", byAddress[to], keys, wantKeys)
 			}
-			for k, v := range defaults {
-				if _, ok := data[k]; !ok {
-					data[k] = v
-				}
-			}
-			htmlBody, text := msg.Bodies()
-			if got := renderTemplate(t, tmpl.TemplateContent.Subject, data); got != l.Subject {
-				t.Errorf("entry %d: subject renders as %q, want %q", byAddress[to], got, l.Subject)
-			}
-			if got := renderTemplate(t, tmpl.TemplateContent.Text, data); got != string(text) {
-				t.Errorf("entry %d: text renders as\n%s\nwant\n%s", byAddress[to], got, text)
-			}
-			if tmpl.TemplateContent.Html != nil {
-				if got := renderTemplate(t, *tmpl.TemplateContent.Html, data); got != string(htmlBody) {
-					t.Errorf("entry %d: HTML renders as\n%s\nwant\n%s", byAddress[to], got, htmlBody)
-				}
-			}
 		}
+		checkEntriesRender(t, r, func(to string) *eml.Message { return msgs[byAddress[to]] })
 	}
 	if n != 124 {
 		t.Errorf("%d entries in the bulk calls, want 124", n)
@@ -854,5 +895,88 @@ func TestSendBulkVariantsAtOnce(t *testing.T) {
 	}
 	if n := most.Load(); n != 4 {
 		t.Errorf("at most %d calls at once, want 4", n)
+	}
+}
+
+// TestSendBulkEachEntryRendersAlone sends editions whose headlines hold
+// what SES templates read as syntax, "{{", "}}", "\" and "{{{", and
+// renders each entry of each call with its own ReplacementTemplateData
+// alone, as SES does: every variable the template names must be there,
+// and the result must be the reader's message exactly. Readers whose
+// links need HTML escaping and readers whose links do not are both sent,
+// since they make different templates.
+func TestSendBulkEachEntryRendersAlone(t *testing.T) {
+	headlines := []string{
+		"Budget {{passes}}",
+		"Closing }} braces",
+		`C:\newsroom\{{x}}`,
+		"Triple {{{raw}}} mustache",
+		`\{{escaped}} and \\{{double}}`,
+		"{ lone } braces {{",
+	}
+	f := &fakeSES{bulk: answerByAddress}
+	m := fakeMailer(t, f, "")
+	var msgs []*eml.Message
+	byAddress := map[string]*eml.Message{}
+	for i, h := range headlines {
+		htmlBody := []byte("<h1>" + h + "</h1><p>" + h + `</p><a href="` + phUnsubscribe + `">Unsubscribe</a> <a href="` + phPreferences + `">Preferences</a>`)
+		text := []byte(h + "\n\nUnsubscribe: " + phUnsubscribe + "\nPreferences: " + phPreferences + "\n")
+		for _, withHTML := range []bool{true, false} {
+			hb := htmlBody
+			if !withHTML {
+				hb = nil
+			}
+			l, err := eml.NewLayout("The Ledger: "+h, hb, text, phUnsubscribe, phPreferences)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range 3 {
+				id := fmt.Sprintf("h%d%v%d", i, withHTML, k)
+				msg := readerMessage(l, id+"@example.com", id)
+				if k == 2 {
+					msg = cleanLinks(msg)
+				}
+				msgs = append(msgs, msg)
+				byAddress[msg.To] = msg
+			}
+		}
+	}
+	for i, r := range m.SendBulk(context.Background(), msgs) {
+		if r.Err != nil {
+			t.Errorf("message %d: %v", i, r.Err)
+		}
+	}
+	calls := 0
+	for i, p := range f.paths {
+		if !strings.HasSuffix(p, "/outbound-bulk-emails") {
+			t.Errorf("a %s call; every message has a layout", p)
+			continue
+		}
+		calls++
+		checkEntriesRender(t, decodeBulk(t, f.bodies[i]), func(to string) *eml.Message { return byAddress[to] })
+	}
+	if calls != 2*len(headlines) {
+		t.Errorf("%d bulk calls, want %d (one a layout)", calls, 2*len(headlines))
+	}
+}
+
+// TestRenderAsSES checks the model of SES the bulk tests render with:
+// an entry's data is not merged with the defaults, and a missing variable
+// fails.
+func TestRenderAsSES(t *testing.T) {
+	for _, tc := range []struct {
+		tmpl, entry, defaults, want string
+		fails                       bool
+	}{
+		{"{{a}}{{lb}}", `{"a":"x","lb":"{"}`, "", "x{", false},
+		{"{{a}}{{lb}}", `{"a":"x"}`, `{"lb":"{"}`, "", true}, // the stand-in would render "x{"
+		{"{{a}}", "", `{"a":"d"}`, "d", false},
+		{"{{{a}}}", `{"a":"x"}`, "", "", true},
+		{`\{{a}}`, `{"a":"x"}`, "", "", true},
+	} {
+		got, err := renderAsSES(tc.tmpl, tc.entry, tc.defaults)
+		if (err != nil) != tc.fails || got != tc.want {
+			t.Errorf("%q with %s (defaults %s): %q, %v; want %q, failure %v", tc.tmpl, tc.entry, tc.defaults, got, err, tc.want, tc.fails)
+		}
 	}
 }

@@ -56,8 +56,8 @@ type Mailer struct {
 	// BulkSize is the most messages SendBulk puts in one SendBulkEmail
 	// call; zero (or more than 50) means 50, SES's limit. SES counts every
 	// recipient of a call against the account's maximum send rate at
-	// once, so an account whose rate is below 50 a second should set it
-	// to that rate (MaxSendRate).
+	// once, so the sender function sets it to what it sends in a second
+	// (awsapp.PaceFor, from MaxSendRate).
 	BulkSize int
 	retryer  aws.Retryer
 	// templates holds the SendBulk template of recent layouts.

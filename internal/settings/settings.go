@@ -23,6 +23,7 @@ const (
 	EnvBaseURL           = "BROADSHEET_BASE_URL"
 	EnvHomeURL           = "BROADSHEET_HOME_URL"
 	EnvFrom              = "BROADSHEET_FROM"
+	EnvFromName          = "BROADSHEET_FROM_NAME"
 	EnvPostalAddress     = "BROADSHEET_POSTAL_ADDRESS"
 	EnvTimezone          = "BROADSHEET_TIMEZONE"
 	EnvSections          = "BROADSHEET_SECTIONS"
@@ -47,9 +48,13 @@ type Settings struct {
 	BaseURL string
 	// HomeURL is the publication's homepage; BaseURL when empty.
 	HomeURL string
-	// From is the sender of every email, "Name <address>"; SiteName
-	// <news@example.com> when empty.
+	// From is the sender of every email, "Name <address>" or a bare
+	// address; SiteName <news@example.com> when empty.
 	From string
+	// FromName, when set, is the sender's display name, in place of the
+	// one in From. The stack sets From to the bare address its SES policy
+	// names (ses:FromAddress) and the name here.
+	FromName string
 	// PostalAddress is the publisher's address, shown in every digest.
 	PostalAddress string
 	// Timezone names the time zone of schedules and digest dates.
@@ -78,7 +83,8 @@ func (s *Settings) Vars() []Var {
 		{"base-url", EnvBaseURL, "", "public URL of Broadsheet, used in email links", &s.BaseURL},
 		{"site-name", EnvSiteName, DefaultSiteName, "the publication's name", &s.SiteName},
 		{"home-url", EnvHomeURL, "", "the publication's homepage (default: BASE_URL)", &s.HomeURL},
-		{"from", EnvFrom, "", "sender of every email, \"Name <address>\" (default: SITE_NAME <news@example.com>)", &s.From},
+		{"from", EnvFrom, "", "sender of every email, \"Name <address>\" or an address (default: SITE_NAME <news@example.com>)", &s.From},
+		{"from-name", EnvFromName, "", "display name of the sender, in place of the one in FROM", &s.FromName},
 		{"postal-address", EnvPostalAddress, DefaultPostalAddress, "publisher's postal address, shown in every digest", &s.PostalAddress},
 		{"timezone", EnvTimezone, DefaultTimezone, "time zone of the schedule and of digest dates", &s.Timezone},
 		{"sections", EnvSections, DefaultSections, "sections readers can choose, comma-separated", &s.Sections},
@@ -112,7 +118,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 
 // Check validates the settings, normalises them (BaseURL without a
 // trailing slash, From re-encoded) and fills the defaults that depend on
-// other settings: HomeURL, From and Unsubscribe. It derives Location and
+// other settings: HomeURL, From (with FromName) and Unsubscribe. It derives Location and
 // SectionList.
 func (s *Settings) Check() error {
 	var err error
@@ -133,6 +139,12 @@ func (s *Settings) Check() error {
 	from, err := mail.ParseAddress(s.From)
 	if err != nil {
 		return fmt.Errorf("from address %q: %w", s.From, err)
+	}
+	if name := strings.TrimSpace(s.FromName); name != "" {
+		if strings.ContainsAny(name, "\r\n") {
+			return fmt.Errorf("from name %q holds a line break", name)
+		}
+		from.Name = name
 	}
 	s.From = from.String()
 	if s.Unsubscribe == "" {

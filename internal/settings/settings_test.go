@@ -82,3 +82,26 @@ func TestListIDLeavesOutNamesThatNeedQuoting(t *testing.T) {
 		t.Errorf("List-Id %q, want %q", got, want)
 	}
 }
+
+// TestFromName: a display name of its own replaces the one in From, so
+// that From can be the bare address an SES policy names.
+func TestFromName(t *testing.T) {
+	for _, tc := range []struct{ from, name, want string }{
+		{"desk@ledger.example", "Ledger Desk", `"Ledger Desk" <desk@ledger.example>`},
+		{"Old Name <desk@ledger.example>", "Ledger Desk", `"Ledger Desk" <desk@ledger.example>`},
+		{"Ledger Desk <desk@ledger.example>", "", `"Ledger Desk" <desk@ledger.example>`},
+		{"desk@ledger.example", "", "<desk@ledger.example>"},
+		{"desk@ledger.example", "Crónica Diária", "=?utf-8?q?Cr=C3=B3nica_Di=C3=A1ria?= <desk@ledger.example>"},
+	} {
+		s, err := FromEnv(env(map[string]string{EnvBaseURL: "https://news.example", EnvFrom: tc.from, EnvFromName: tc.name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.From != tc.want {
+			t.Errorf("from %q, name %q: got %s, want %s", tc.from, tc.name, s.From, tc.want)
+		}
+	}
+	if _, err := FromEnv(env(map[string]string{EnvBaseURL: "https://news.example", EnvFrom: "a@b.example", EnvFromName: "A\r\nBcc: x@y"})); err == nil {
+		t.Error("a from name with a line break was taken")
+	}
+}

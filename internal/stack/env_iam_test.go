@@ -7,7 +7,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/broadsheet-news/broadsheet/internal/localaws"
 )
 
 // functionFolders maps each function of the template to its folder under
@@ -146,6 +149,36 @@ var sdkInternal = map[string]bool{"dynamodb:DescribeEndpoints": true, "dynamodb:
 // holds every function's loader.)
 func awsCalls(t *testing.T, folder string) map[string]bool {
 	t.Helper()
+	nm := symbols(t, folder)
+	calls := map[string]bool{}
+	for _, name := range nm {
+		m := sdkCall.FindStringSubmatch(name)
+		if m == nil || sdkServices[m[1]] == "" || sdkInternal[m[1]+":"+m[2]] {
+			continue
+		}
+		for _, a := range actionsFor(m[1], m[2]) {
+			calls[a] = true
+		}
+	}
+	return calls
+}
+
+// symbolCache holds each function binary's symbols: building one takes
+// seconds, and several checks read them.
+var symbolCache = struct {
+	sync.Mutex
+	m map[string][]string
+}{m: map[string][]string{}}
+
+// symbols returns the names in the symbol table of the function in
+// folder, built as for Lambda but unstripped.
+func symbols(t *testing.T, folder string) []string {
+	t.Helper()
+	symbolCache.Lock()
+	defer symbolCache.Unlock()
+	if s, ok := symbolCache.m[folder]; ok {
+		return s
+	}
 	bin := filepath.Join(t.TempDir(), folder)
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./functions/"+folder)
 	build.Dir = root
@@ -156,21 +189,39 @@ func awsCalls(t *testing.T, folder string) map[string]bool {
 	if err != nil {
 		t.Fatalf("nm %s: %v", folder, err)
 	}
-	calls := map[string]bool{}
+	var names []string
 	for _, line := range strings.Split(string(nm), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		m := sdkCall.FindStringSubmatch(f[len(f)-1])
-		if m == nil || sdkServices[m[1]] == "" || sdkInternal[m[1]+":"+m[2]] {
-			continue
-		}
-		for _, a := range actionsFor(m[1], m[2]) {
-			calls[a] = true
+		if f := strings.Fields(line); len(f) >= 3 {
+			names = append(names, f[len(f)-1])
 		}
 	}
-	return calls
+	symbolCache.m[folder] = names
+	return names
+}
+
+// TestTimeZonesEmbedded: every function that loads a time zone (the
+// schedules' and the digests' dates, BROADSHEET_TIMEZONE) embeds the time
+// zone database (time/tzdata), so that its dates do not depend on
+// whether the Lambda runtime ships one.
+func TestTimeZonesEmbedded(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	loaders := 0
+	for name, folder := range functionFolders(t, tpl) {
+		var loads, embeds bool
+		for _, s := range symbols(t, folder) {
+			loads = loads || s == "time.LoadLocation"
+			embeds = embeds || strings.HasPrefix(s, "time/tzdata.")
+		}
+		if loads {
+			loaders++
+		}
+		if loads && !embeds {
+			t.Errorf("%s loads time zones but does not embed time/tzdata", name)
+		}
+	}
+	if loaders == 0 {
+		t.Error("no function loads a time zone; the scan is broken")
+	}
 }
 
 // TestPoliciesAllowCalls: every AWS call in the code a function links is
@@ -231,4 +282,31 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestLocalEnvFileMatchesTemplate: the env file `make local-aws` writes
+// has an entry for every function, and sets only variables template.yaml
+// declares for that function: `sam local` ignores any other (it sets the
+// variables the template declares, taking their values from the file).
+func TestLocalEnvFileMatchesTemplate(t *testing.T) {
+	tpl, _ := loadTemplate(t)
+	fns := tpl.functions(t)
+	env := localaws.Env(localaws.Defaults(), localaws.Endpoints{}, "00")
+	for name, f := range fns {
+		vars, ok := env[name]
+		if !ok {
+			t.Errorf("the local env file has no %s", name)
+			continue
+		}
+		for v := range vars {
+			if _, ok := f.Environment.Variables[v]; !ok {
+				t.Errorf("the local env file sets %s for %s, which template.yaml does not declare for it: sam local would ignore it", v, name)
+			}
+		}
+	}
+	for name := range env {
+		if fns[name] == nil {
+			t.Errorf("the local env file names %s, which is not a function of template.yaml", name)
+		}
+	}
 }

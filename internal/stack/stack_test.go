@@ -340,3 +340,41 @@ func TestSamBuildTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryParameterIsUsed: each parameter of template.yaml is named by a
+// Ref or a Fn::Sub somewhere in the template, so that none is asked for
+// and then ignored.
+func TestEveryParameterIsUsed(t *testing.T) {
+	var tpl struct {
+		Parameters map[string]json.RawMessage
+		Globals    json.RawMessage
+		Conditions json.RawMessage
+		Resources  json.RawMessage
+		Outputs    json.RawMessage
+	}
+	if err := json.Unmarshal(templateJSON(t), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]bool{}
+	for name := range tpl.Parameters {
+		params[name] = true
+	}
+	used := map[string]bool{}
+	for _, part := range []json.RawMessage{tpl.Globals, tpl.Conditions, tpl.Resources, tpl.Outputs} {
+		var v any
+		if len(part) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(part, &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range references(v, params) {
+			used[name] = true
+		}
+	}
+	for name := range params {
+		if !used[name] {
+			t.Errorf("parameter %s is used nowhere in template.yaml", name)
+		}
+	}
+}

@@ -6,6 +6,7 @@
 package apifunc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -53,8 +54,8 @@ func newDispatcher(cfg aws.Config, digestFunction string) (newsroom.Dispatcher, 
 // BROADSHEET_BASE_URL. The stack cannot always give it — the HTTP API's
 // own URL cannot be passed to the function the API refers to — so when
 // it is unset the app is built on the first request instead of at cold
-// start, from https:// and the domain name API Gateway reports for that
-// request.
+// start, from https://, the domain name API Gateway reports for that
+// request and its named stage, if any (StripStage).
 type API struct {
 	getenv func(string) string
 	stdout io.Writer
@@ -125,7 +126,8 @@ func (a *API) build(ctx context.Context, baseURL string) error {
 // Handle serves one HTTP API request. Errors become HTTP responses: none
 // is returned, since API Gateway does not retry.
 func (a *API) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	proxy, err := a.handler(ctx, ev)
+	ev, stage := StripStage(ev)
+	proxy, err := a.handler(ctx, ev, stage)
 	if err != nil {
 		awsapp.NewLogger(a.getenv, a.stdout).ErrorContext(ctx, "api function cannot start", "err", err)
 		return events.APIGatewayV2HTTPResponse{
@@ -146,9 +148,36 @@ func (a *API) Handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (ev
 	return res, nil
 }
 
+// StripStage returns the request with the stage's name taken off the
+// front of its path, and that prefix ("/prod"), when it came through a
+// named stage: API Gateway puts the stage in rawPath then ("/prod/healthz"),
+// and the routes are the same under every stage. The $default stage has
+// no prefix; nor has a custom domain's API mapping, which rawPath does
+// not show.
+func StripStage(ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPRequest, string) {
+	stage := ev.RequestContext.Stage
+	if stage == "" || stage == "$default" || strings.ContainsAny(stage, "/?#") {
+		return ev, ""
+	}
+	prefix := "/" + stage
+	rest, ok := strings.CutPrefix(ev.RawPath, prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return ev, ""
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	ev.RawPath = rest
+	if p, ok := strings.CutPrefix(ev.RequestContext.HTTP.Path, prefix); ok && (p == "" || p[0] == '/') {
+		ev.RequestContext.HTTP.Path = cmp.Or(p, "/")
+	}
+	return ev, prefix
+}
+
 // handler returns the adapter, building the app first if that waited for
-// a request. A failed build is tried again by the next request.
-func (a *API) handler(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*httpadapter.HandlerAdapterV2, error) {
+// a request. A failed build is tried again by the next request. stage is
+// the path prefix of the request's named stage, part of the public URL.
+func (a *API) handler(ctx context.Context, ev events.APIGatewayV2HTTPRequest, stage string) (*httpadapter.HandlerAdapterV2, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.proxy != nil {
@@ -161,7 +190,7 @@ func (a *API) handler(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*
 	if host == "" || strings.ContainsAny(host, "/?#@ ") {
 		return nil, fmt.Errorf("api: %s is unset and the request names no domain", settings.EnvBaseURL)
 	}
-	if err := a.build(ctx, "https://"+host); err != nil {
+	if err := a.build(ctx, "https://"+host+stage); err != nil {
 		return nil, err
 	}
 	return a.proxy, nil

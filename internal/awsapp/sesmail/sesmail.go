@@ -23,11 +23,14 @@ func Mailer(cfg aws.Config, configurationSet string) delivery.Mailer {
 }
 
 // New returns the SES mailer on cfg and the account's send rate, read
-// with the same client (one connection pool): the sender function's.
+// with the same client (one connection pool), and sets the mailer's bulk
+// size from it: the sender function's.
 func New(cfg aws.Config, configurationSet string) awsapp.Mail {
 	client := sesv2.NewFromConfig(cfg)
+	m := ses.New(client, configurationSet)
 	return awsapp.Mail{
-		Mailer:      ses.New(client, configurationSet),
+		Mailer:      m,
 		MaxSendRate: func(ctx context.Context) (float64, error) { return ses.MaxSendRate(ctx, client) },
+		SetBulkSize: func(n int) { m.BulkSize = n },
 	}
 }
