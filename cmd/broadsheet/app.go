@@ -88,6 +88,9 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		Reconciler:  reconciler,
 		FanoutPages: memqueue.FanoutPages,
 		BatchSize:   bolt.SendTaskSize,
+		Lease:       cfg.Lease,
+		// bbolt's file lock keeps any other process off the data folder.
+		Sole: true,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)
