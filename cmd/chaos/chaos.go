@@ -47,6 +47,7 @@ var scenarios = []scenario{
 	{"crash-aws", runCrashAWS},
 	{"kill-smtp", runKillSMTP},
 	{"kill-outbox", runKillOutbox},
+	{"kill-import", runKillImport},
 }
 
 func scenarioNames() []string {
