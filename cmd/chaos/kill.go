@@ -596,4 +596,3 @@ func runRecorder(stdin io.Reader, stdout io.Writer) error {
 	_, _ = io.Copy(io.Discard, stdin)
 	return nil
 }
-
