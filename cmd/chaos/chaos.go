@@ -48,6 +48,7 @@ var scenarios = []scenario{
 	{"kill-smtp", runKillSMTP},
 	{"kill-outbox", runKillOutbox},
 	{"kill-import", runKillImport},
+	{"kill-aws", runKillAWS},
 }
 
 func scenarioNames() []string {
