@@ -153,6 +153,7 @@ func runKill(ctx context.Context, env *runEnv, r *result, viaSMTP bool) error {
 	}
 
 	// No restart from here on: the running server has to finish alone.
+	lastRestart := time.Now()
 	finished := false
 	deadline := time.Now().Add(3*killLease + time.Duration(readers)*2*time.Millisecond + time.Minute)
 	for time.Now().Before(deadline) {
@@ -166,6 +167,9 @@ func runKill(ctx context.Context, env *runEnv, r *result, viaSMTP bool) error {
 		}
 	}
 	seconds := time.Since(t0)
+	if finished {
+		fmt.Fprintf(env.stderr, "chaos: kill path=%s: finished %.1fs after the last restart (lease %s)\n", path, time.Since(lastRestart).Seconds(), killLease)
+	}
 	if err := srv.stop(); err != nil {
 		return err
 	}
