@@ -118,6 +118,21 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	return &app{cfg: cfg, log: log, store: store, mailer: m, journal: jl, engine: engine, queue: queue, service: svc}, nil
 }
 
+// recoverWhileRunning runs again, on a timer, what the engine's Resume did
+// at start-up, so that copies whose sender died are taken up once their
+// lease runs out. The function it returns stops it and waits.
+func (a *app) recoverWhileRunning(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.engine.RecoverEvery())
+		defer t.Stop()
+		a.engine.Watch(ctx, t.C)
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Close stops the queue, lets the confirmation emails still going out
 // finish (for up to a minute), and closes the store, the mailer and the
 // journal.

@@ -58,16 +58,8 @@ func serveConfig(ctx context.Context, cfg *config, stdout, stderr io.Writer) err
 	if err := a.engine.Resume(ctx); err != nil {
 		return err
 	}
-	// What Resume did at start-up, again while serve runs: copies whose
-	// sender died are taken up once their lease runs out.
-	recovering := make(chan struct{})
-	go func() {
-		defer close(recovering)
-		t := time.NewTicker(a.engine.RecoverEvery())
-		defer t.Stop()
-		a.engine.Watch(ctx, t.C)
-	}()
-	defer func() { cancel(); <-recovering }() // before the store closes
+	stopRecovering := a.recoverWhileRunning(ctx)
+	defer stopRecovering() // before the store closes
 	sched := &schedule.Scheduler{
 		Entries: cfg.schedules, Location: cfg.location, Logger: a.log, Now: cfg.now,
 		Fire: func(ctx context.Context, f newsletter.Frequency) error {
