@@ -26,6 +26,7 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/eml"
 	"github.com/broadsheet-news/broadsheet/internal/gctune"
 	"github.com/broadsheet-news/broadsheet/internal/harness"
+	"github.com/broadsheet-news/broadsheet/internal/journal"
 	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
@@ -210,6 +211,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	var m delivery.Mailer
+	var reconciler delivery.Reconciler
 	var sk *sinkProc
 	switch cfg.Mode {
 	case "discard":
@@ -219,12 +221,19 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sk.kill()
-		sm, err := smtp.New("smtp://"+sk.addr, smtp.WithPoolSize(cfg.Workers))
+		// As serve wires SMTP: every accepted message is journalled
+		// before the next goes on its connection.
+		jl, err := journal.Open(filepath.Join(dir, "journal"))
+		if err != nil {
+			return err
+		}
+		defer jl.Close()
+		sm, err := smtp.New("smtp://"+sk.addr, smtp.WithPoolSize(cfg.Workers), smtp.WithRecorder(jl))
 		if err != nil {
 			return err
 		}
 		defer sm.Close()
-		m = sm
+		m, reconciler = sm, jl
 	case "ses":
 		if sk, err = startSink(ctx, "ses"); err != nil {
 			return err
@@ -235,7 +244,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	log := logger(cfg, stderr)
-	engine := p.Engine(store, m, nil, delivery.Config{Logger: log, FanoutPages: memqueue.FanoutPages, BatchSize: bolt.SendTaskSize})
+	engine := p.Engine(store, m, nil, delivery.Config{Logger: log, FanoutPages: memqueue.FanoutPages, BatchSize: bolt.SendTaskSize, Reconciler: reconciler, Sole: true})
 	q := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(q)
 	svc := p.Service(store, noMail{}, engine, engine, log)

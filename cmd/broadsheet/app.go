@@ -12,6 +12,7 @@ import (
 
 	"github.com/broadsheet-news/broadsheet/internal/bolt"
 	"github.com/broadsheet-news/broadsheet/internal/delivery"
+	"github.com/broadsheet-news/broadsheet/internal/journal"
 	"github.com/broadsheet-news/broadsheet/internal/memqueue"
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 	"github.com/broadsheet-news/broadsheet/internal/outbox"
@@ -27,6 +28,7 @@ type app struct {
 	log     *slog.Logger
 	store   *bolt.Store
 	mailer  mailer
+	journal *journal.Log // with SMTP: what the server accepted
 	engine  *delivery.Engine
 	queue   *memqueue.Queue
 	service *newsroom.Service
@@ -61,14 +63,21 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	var m mailer
-	// The outbox is its own record of what it sent, against which the
-	// engine reconciles a copy whose outcome it did not record; SMTP keeps
-	// no such record, so those copies wait for Sweep's grace period.
+	// The engine reconciles a copy whose outcome it did not record (its
+	// sender died) against the mailer's own record of what left: the
+	// outbox is one; SMTP keeps none, so the journal records each message
+	// the server accepted, as it does.
 	var reconciler delivery.Reconciler
+	var jl *journal.Log
 	if cfg.SMTP != "" {
-		if m, err = smtp.New(cfg.SMTP); err != nil {
+		if jl, err = journal.Open(filepath.Join(cfg.Data, "journal")); err != nil {
 			return nil, err
 		}
+		if m, err = smtp.New(cfg.SMTP, smtp.WithRecorder(jl)); err != nil {
+			jl.Close()
+			return nil, err
+		}
+		reconciler = jl
 	} else {
 		ob, err := outbox.New(filepath.Join(cfg.Data, "outbox"))
 		if err != nil {
@@ -79,6 +88,9 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	store, err := bolt.Open(filepath.Join(cfg.Data, "broadsheet.db"))
 	if err != nil {
 		closeMailer(m)
+		if jl != nil {
+			jl.Close()
+		}
 		return nil, err
 	}
 	engine := delivery.New(store, signer, renderer, m, nil, delivery.Config{
@@ -88,6 +100,9 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		Reconciler:  reconciler,
 		FanoutPages: memqueue.FanoutPages,
 		BatchSize:   bolt.SendTaskSize,
+		Lease:       cfg.Lease,
+		// bbolt's file lock keeps any other process off the data folder.
+		Sole: true,
 	})
 	queue := memqueue.New(engine, memqueue.Options{Workers: cfg.Workers, Logger: log})
 	engine.SetQueue(queue)
@@ -100,17 +115,37 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 		// answer does not tell a new address from a known one.
 		MailWorkers: 4,
 	})
-	return &app{cfg: cfg, log: log, store: store, mailer: m, engine: engine, queue: queue, service: svc}, nil
+	return &app{cfg: cfg, log: log, store: store, mailer: m, journal: jl, engine: engine, queue: queue, service: svc}, nil
+}
+
+// recoverWhileRunning runs again, on a timer, what the engine's Resume did
+// at start-up, so that copies whose sender died are taken up once their
+// lease runs out. The function it returns stops it and waits.
+func (a *app) recoverWhileRunning(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.engine.RecoverEvery())
+		defer t.Stop()
+		a.engine.Watch(ctx, t.C)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // Close stops the queue, lets the confirmation emails still going out
-// finish (for up to a minute), and closes the store and the mailer.
+// finish (for up to a minute), and closes the store, the mailer and the
+// journal.
 func (a *app) Close() error {
 	a.queue.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	mailErr := a.service.WaitForMail(ctx)
-	return errors.Join(mailErr, a.store.Close(), closeMailer(a.mailer))
+	err := errors.Join(mailErr, a.store.Close(), closeMailer(a.mailer))
+	if a.journal != nil {
+		err = errors.Join(err, a.journal.Close())
+	}
+	return err
 }
 
 func closeMailer(m mailer) error {

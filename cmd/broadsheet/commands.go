@@ -100,6 +100,8 @@ func digestCmd(ctx context.Context, args []string, env environ, stdout, stderr i
 	if err := a.engine.Resume(ctx); err != nil {
 		return err
 	}
+	stop := a.recoverWhileRunning(ctx)
+	defer stop() // before the store closes
 	st, created, err := a.service.CreateDigest(ctx, newsroom.DigestRequest{Frequency: freq, Intro: intro, Send: true})
 	if err != nil {
 		return userError(err)

@@ -23,6 +23,10 @@ type config struct {
 	DailyAt  string
 	WeeklyAt string
 	Workers  int
+	// Lease is how long a sender's claim on a reader's copy holds: the
+	// longest a copy a crash left half-done waits before the running
+	// process takes it up (a restart takes it up at once).
+	Lease time.Duration
 
 	// WordPress is the site to pull posts from ("" turns the pull off),
 	// WordPressSecret the secret its plugin signs pushes with ("" turns
@@ -85,6 +89,11 @@ func parseConfig(cmd string, args []string, env environ, stderr io.Writer, extra
 		fs.StringVar(s.dst, s.name, def, s.usage+" ["+s.env+"]")
 	}
 	fs.IntVar(&c.Workers, "workers", 4, "concurrent senders")
+	lease := 2 * time.Minute
+	if v, err := time.ParseDuration(getenv("BROADSHEET_LEASE")); err == nil {
+		lease = v
+	}
+	fs.DurationVar(&c.Lease, "lease", lease, "how long a sender's claim on a reader's copy holds; copies a crash left half-done are taken up when it runs out [BROADSHEET_LEASE]")
 	every := 15 * time.Minute
 	if v, err := time.ParseDuration(getenv("BROADSHEET_INGEST_EVERY")); err == nil {
 		every = v
@@ -141,6 +150,9 @@ func (c *config) check() error {
 	}
 	if c.IngestEvery < 0 || (c.IngestEvery > 0 && c.IngestEvery < time.Minute) {
 		return fmt.Errorf("ingest-every must be 0 or at least a minute")
+	}
+	if c.Lease < time.Second || c.Lease > time.Hour {
+		return fmt.Errorf("lease must be between 1s and 1h")
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		return fmt.Errorf("workers must be between 1 and 64")

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"testing"
+	"time"
 )
 
 func TestConfigSources(t *testing.T) {
@@ -35,10 +36,18 @@ func TestConfigSources(t *testing.T) {
 	if len(cfg.schedules) != 2 {
 		t.Errorf("%d schedules, want daily and weekly by default", len(cfg.schedules))
 	}
+	if cfg.Lease != 2*time.Minute {
+		t.Errorf("lease %s, want 2m by default", cfg.Lease)
+	}
+	env["BROADSHEET_LEASE"] = "30s"
+	if cfg, _, err := parseConfig("serve", nil, getenv, io.Discard, nil); err != nil || cfg.Lease != 30*time.Second {
+		t.Errorf("BROADSHEET_LEASE=30s: %v, want a lease of 30s", err)
+	}
 
 	for _, bad := range [][]string{
 		{"--base-url", "ftp://x"}, {"--from", "not an address"}, {"--daily-at", "25:00"},
 		{"--weekly-at", "someday 07:00"}, {"--sections", "News,!!!"}, {"--workers", "0"}, {"--no-such-flag"},
+		{"--lease", "10ms"}, {"--lease", "2h"},
 	} {
 		if _, _, err := parseConfig("serve", bad, testEnviron(cliNow), io.Discard, nil); err == nil {
 			t.Errorf("parseConfig(%q) accepted bad settings", bad)

@@ -58,6 +58,8 @@ func serveConfig(ctx context.Context, cfg *config, stdout, stderr io.Writer) err
 	if err := a.engine.Resume(ctx); err != nil {
 		return err
 	}
+	stopRecovering := a.recoverWhileRunning(ctx)
+	defer stopRecovering() // before the store closes
 	sched := &schedule.Scheduler{
 		Entries: cfg.schedules, Location: cfg.location, Logger: a.log, Now: cfg.now,
 		Fire: func(ctx context.Context, f newsletter.Frequency) error {

@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 
 	"github.com/broadsheet-news/broadsheet/internal/harness"
 )
@@ -28,6 +29,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Recorder {
+		return runRecorder(os.Stdin, stdout)
 	}
 	return runScenarios(ctx, cfg, stdout, stderr)
 }

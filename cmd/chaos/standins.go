@@ -19,9 +19,11 @@ import (
 
 // awsClients are clients for the three stand-ins.
 type awsClients struct {
-	dynamo *dynamodb.Client
-	sqs    *awssqs.Client
-	sesURL string // the SES stand-in's endpoint
+	dynamo    *dynamodb.Client
+	sqs       *awssqs.Client
+	sesURL    string // the SES stand-in's endpoint
+	dynamoURL string // DynamoDB Local's
+	sqsURL    string // the SQS stand-in's
 }
 
 // startAWS starts (once per run) the stand-ins and returns clients.
@@ -30,7 +32,7 @@ func startAWS() (*awsClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &awsClients{dynamo: a.DynamoDBClient(), sqs: a.SQSClient(nil), sesURL: a.SES.Endpoint}, nil
+	return &awsClients{dynamo: a.DynamoDBClient(), sqs: a.SQSClient(nil), sesURL: a.SES.Endpoint, dynamoURL: a.DynamoDB.Endpoint, sqsURL: a.SQS.Endpoint}, nil
 }
 
 // sesClient returns an SES v2 client for endpoint, sending through doer.
@@ -45,11 +47,17 @@ func sesClient(endpoint string, doer aws.HTTPClient) *sesv2.Client {
 
 // newTable creates a fresh DynamoDB table and returns the store on it.
 func newTable(ctx context.Context, c *awsClients, prefix string) (*dynamo.Store, error) {
+	store, _, err := newNamedTable(ctx, c, prefix)
+	return store, err
+}
+
+// newNamedTable is newTable that also returns the table's name.
+func newNamedTable(ctx context.Context, c *awsClients, prefix string) (*dynamo.Store, string, error) {
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
 	if err := dynamo.CreateTable(ctx, c.dynamo, name); err != nil {
-		return nil, fmt.Errorf("create table: %w", err)
+		return nil, "", fmt.Errorf("create table: %w", err)
 	}
-	return dynamo.New(c.dynamo, name), nil
+	return dynamo.New(c.dynamo, name), name, nil
 }
 
 // sendQueue creates a send queue with a dead-letter queue behind it

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -62,6 +63,16 @@ const (
 	// (the event source's MaximumConcurrency); each takes its share of the
 	// SES send rate. Optional, 1 when unset: sender only.
 	EnvSenderConcurrency = "BROADSHEET_SENDER_CONCURRENCY"
+	// EnvLease is how long a sender's claim on a reader's copy holds
+	// (a Go duration, such as "2m"), the delivery engine's default when
+	// unset. It must outlast the sender function's timeout: a copy whose
+	// invocation timed out or was killed is reconciled once it runs out.
+	// Optional: digest and sender.
+	EnvLease = "BROADSHEET_LEASE"
+	// EnvUnknownGrace is how long a copy of unknown outcome waits for its
+	// SES Send event before the sweep sends it again (a Go duration), the
+	// engine's 15 minutes when unset. Optional: digest.
+	EnvUnknownGrace = "BROADSHEET_UNKNOWN_GRACE"
 	// EnvLogLevel is the application log level Lambda sets from the
 	// function's LoggingConfig (DEBUG, INFO, WARN, ERROR); INFO when unset.
 	EnvLogLevel = awsenv.EnvLogLevel
@@ -285,6 +296,9 @@ type parts struct {
 	signer   *token.Signer
 	renderer *render.Renderer
 	mailer   delivery.Mailer
+	// lease and unknownGrace are EnvLease and EnvUnknownGrace, zero when
+	// unset.
+	lease, unknownGrace time.Duration
 }
 
 func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) string, mailer delivery.Mailer) (*parts, error) {
@@ -297,6 +311,18 @@ func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) str
 		return nil, fmt.Errorf("%s: %w", a.Function, err)
 	}
 	p := &parts{mailer: mailer}
+	for _, d := range []struct {
+		env string
+		to  *time.Duration
+	}{{EnvLease, &p.lease}, {EnvUnknownGrace, &p.unknownGrace}} {
+		v := strings.TrimSpace(getenv(d.env))
+		if v == "" {
+			continue
+		}
+		if *d.to, err = time.ParseDuration(v); err != nil || *d.to <= 0 {
+			return nil, fmt.Errorf("%s: %s=%q: want a positive duration such as 2m", a.Function, d.env, v)
+		}
+	}
 	if p.signer, err = token.NewSigner(key); err != nil {
 		return nil, fmt.Errorf("%s: signing key: %w", a.Function, err)
 	}
@@ -307,7 +333,7 @@ func (a *App) parts(ctx context.Context, cfg aws.Config, getenv func(string) str
 }
 
 func (p *parts) engineConfig(a *App) delivery.Config {
-	return delivery.Config{Letterhead: a.Settings.Letterhead(), Logger: a.Log}
+	return delivery.Config{Letterhead: a.Settings.Letterhead(), Logger: a.Log, Lease: p.lease, UnknownGrace: p.unknownGrace}
 }
 
 // queue builds the SQS send queue.

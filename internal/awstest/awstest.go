@@ -49,6 +49,9 @@ type Server struct {
 	done     chan struct{}
 }
 
+// Pid returns the server's process ID (that of its process group).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop ends the server's process group: SIGTERM, then SIGKILL after 3 s.
 func (s *Server) Stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {

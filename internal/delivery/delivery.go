@@ -148,6 +148,14 @@ type Config struct {
 	MaxComplaintRate float64
 	MinRateSample    int64
 
+	// Sole says this engine is the only sender on its store while it
+	// runs — the laptop, where bbolt's file lock keeps a second process
+	// off the data folder. A row claimed before the engine started then
+	// belongs to a process that has died: its lease is not waited out,
+	// and the row is reconciled at once. Never on AWS, where many sender
+	// invocations share the table.
+	Sole bool
+
 	// Fault, when set (tests only), is called at each Step; a non-nil
 	// error makes the engine stop at once and return it wrapped — doing no
 	// clean-up, as a crashed process would. subscriberID is "" for fan-out
@@ -234,11 +242,13 @@ type Engine struct {
 	mailer   Mailer
 	queue    Queue
 	cfg      Config
-	domain   string // of the letterhead's From, for Message-IDs
+	domain   string    // of the letterhead's From, for Message-IDs
+	started  time.Time // by cfg.Now, when New made the engine
 
 	mu       sync.Mutex
 	editions map[string]*edition     // by digest ID + variant key
 	digests  map[string]recentDigest // by ID: reads the send tasks share
+	fanouts  map[string]time.Time    // by digest ID: when its fan-out was last dispatched or walked here
 }
 
 // recentDigest is a digest as read at a time.
@@ -264,8 +274,18 @@ const maxEditions = 256
 // queue itself needs the engine as its handler.
 func New(store newsletter.Store, signer *token.Signer, r *render.Renderer, m Mailer, q Queue, cfg Config) *Engine {
 	cfg.defaults()
-	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg,
-		domain: eml.Domain(cfg.Letterhead.From), editions: map[string]*edition{}, digests: map[string]recentDigest{}}
+	return &Engine{store: store, signer: signer, renderer: r, mailer: m, queue: q, cfg: cfg, started: cfg.Now(),
+		domain: eml.Domain(cfg.Letterhead.From), editions: map[string]*edition{}, digests: map[string]recentDigest{}, fanouts: map[string]time.Time{}}
+}
+
+// leased reports whether r is held by a live sender's lease at now: it is
+// sending, its lease has not run out, and (with Config.Sole) it was
+// claimed by this engine, not by a process that died before it started.
+func (e *Engine) leased(r *newsletter.Delivery, now time.Time) bool {
+	if r.Status != newsletter.DeliverySending || !r.LeaseUntil.After(now) {
+		return false
+	}
+	return !e.cfg.Sole || !r.UpdatedAt.Before(e.started)
 }
 
 // SetQueue sets the queue fan-out writes to.
@@ -275,6 +295,7 @@ func (e *Engine) SetQueue(q Queue) { e.queue = q }
 // digest resumed after a pause, the fan-out task also puts its queued rows
 // back on the queue (see Fanout).
 func (e *Engine) Dispatch(ctx context.Context, digestID string) error {
+	e.noteFanout(digestID)
 	return e.queue.Enqueue(ctx, Task{Kind: KindFanout, DigestID: digestID})
 }
 

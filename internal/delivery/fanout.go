@@ -35,12 +35,24 @@ func (e *Engine) Fanout(ctx context.Context, digestID string) error {
 		if d.Pauses > d.SweptPauses {
 			return e.sweepAndFinish(ctx, d.ID, d.Pauses)
 		}
-		return nil
+		// A send of a digest that is going out already (an editor's
+		// resume, a repeated trigger, a redelivered message): whatever a
+		// crashed process left behind is picked up now, not at the next
+		// timer or restart.
+		n, err := e.sweep(ctx, d.ID, true)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			e.cfg.Logger.Info("digest recovered", "digest", d.ID, "requeued", n)
+		}
+		return e.finish(ctx, d.ID)
 	}
 	sections := d.Sections()
 	filter := newsletter.SubscriberFilter{Status: newsletter.StatusConfirmed, Frequency: d.Frequency}
 	cursor, pages := d.FanoutCursor, 0
 	for {
+		e.noteFanout(d.ID)
 		subs, next, err := e.store.Subscribers(ctx, filter, newsletter.Page{Cursor: cursor, Limit: e.cfg.PageSize})
 		if err != nil {
 			return fmt.Errorf("fan out %s: list readers: %w", digestID, err)
@@ -147,9 +159,29 @@ var errNotUnknown = errors.New("row no longer unknown")
 // with no provider event settling it: by then the message would have been
 // reported had it left. Sweep returns how many rows it enqueued.
 func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
+	return e.sweep(ctx, digestID, false)
+}
+
+// sweep is Sweep. When running, the engine's own queue is taken to be
+// alive, so a queued row is enqueued again only once it has stayed
+// queued for a lease: younger ones are still on the queue.
+func (e *Engine) sweep(ctx context.Context, digestID string, running bool) (int, error) {
+	var c newsletter.Counters
+	if running {
+		// On a timer, a digest with nothing in flight costs one read.
+		// (Only here: DynamoDB's counters may lag a crashed call for a
+		// few minutes, and a sweep after a restart must see every row.)
+		var err error
+		if c, err = e.store.DeliveryCounts(ctx, digestID); err != nil {
+			return 0, fmt.Errorf("sweep %s: %w", digestID, err)
+		}
+	}
 	now := e.cfg.Now()
 	n := 0
 	for _, status := range []newsletter.DeliveryStatus{newsletter.DeliveryQueued, newsletter.DeliverySending, newsletter.DeliveryUnknown} {
+		if running && !holds(c, status) {
+			continue
+		}
 		cursor := ""
 		for {
 			rows, next, err := e.store.Deliveries(ctx, digestID, newsletter.DeliveryFilter{Status: status}, newsletter.Page{Cursor: cursor, Limit: e.cfg.PageSize})
@@ -159,8 +191,10 @@ func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
 			var ids []string
 			for _, r := range rows {
 				switch {
+				case r.Status == newsletter.DeliveryQueued && running && r.UpdatedAt.After(now.Add(-e.cfg.Lease)):
+					continue
 				case r.Status == newsletter.DeliveryQueued:
-				case r.Status == newsletter.DeliverySending && r.LeaseUntil.Before(now):
+				case r.Status == newsletter.DeliverySending && !e.leased(r, now):
 				case r.Status == newsletter.DeliveryUnknown && e.cfg.Reconciler != nil:
 				case r.Status == newsletter.DeliveryUnknown && !r.UpdatedAt.After(now.Add(-e.cfg.UnknownGrace)):
 					ok, err := e.requeueUnknown(ctx, r, now)
@@ -186,6 +220,19 @@ func (e *Engine) Sweep(ctx context.Context, digestID string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// holds reports whether the counters show rows in status s.
+func holds(c newsletter.Counters, s newsletter.DeliveryStatus) bool {
+	switch s {
+	case newsletter.DeliveryQueued:
+		return c.Queued > 0
+	case newsletter.DeliverySending:
+		return c.Sending > 0
+	case newsletter.DeliveryUnknown:
+		return c.Unknown > 0
+	}
+	return true
 }
 
 // requeueUnknown moves a row that stayed unknown past the grace period back
@@ -219,8 +266,50 @@ const recentSent = 20
 // it finishes fan-out from the saved cursor and re-enqueues unsettled rows.
 // It also sweeps the newest sent digests that still hold unknown rows
 // (unknown rows do not keep a digest sending). Paused digests stay paused
-// until an editor sends them again.
+// until an editor sends them again. A row that a sender claimed and did
+// not settle is taken up once its lease has run out (by this call, or by
+// Recover later); with Config.Sole, at once.
 func (e *Engine) Resume(ctx context.Context) error {
+	return e.resume(ctx, false)
+}
+
+// Recover is what Resume does, for an engine whose queue is alive: it is
+// run on a timer while the process is up (see Watch), so that rows a
+// crashed process left claimed are taken up once their lease runs out,
+// without waiting for another restart. It leaves alone what the queue is
+// still carrying: a fan-out this engine has worked on within a lease, and
+// queued rows younger than a lease.
+func (e *Engine) Recover(ctx context.Context) error {
+	return e.resume(ctx, true)
+}
+
+// RecoverEvery is how often Watch should run Recover: a quarter of the
+// lease, so that a row whose lease ran out waits at most that long.
+func (e *Engine) RecoverEvery() time.Duration {
+	return max(e.cfg.Lease/4, 100*time.Millisecond)
+}
+
+// Watch runs Recover at every tick until ctx ends or ticks is closed;
+// errors are logged, and the next tick tries again. A tick is taken only
+// once the last Recover has returned. The laptop's serve runs it on a
+// time.Ticker of RecoverEvery.
+func (e *Engine) Watch(ctx context.Context, ticks <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ticks:
+			if !ok {
+				return
+			}
+		}
+		if err := e.Recover(ctx); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Warn("recover", "err", err)
+		}
+	}
+}
+
+func (e *Engine) resume(ctx context.Context, running bool) error {
 	cursor := ""
 	for {
 		ds, next, err := e.store.Digests(ctx, newsletter.DigestFilter{Status: newsletter.DigestSending}, newsletter.Page{Cursor: cursor})
@@ -228,19 +317,21 @@ func (e *Engine) Resume(ctx context.Context) error {
 			return fmt.Errorf("resume: %w", err)
 		}
 		for _, d := range ds {
-			if !d.FanoutDone {
+			if !d.FanoutDone && !(running && e.fanoutRecent(d.ID)) {
 				if err := e.Dispatch(ctx, d.ID); err != nil {
 					return fmt.Errorf("resume %s: %w", d.ID, err)
 				}
 			}
-			n, err := e.Sweep(ctx, d.ID)
+			n, err := e.sweep(ctx, d.ID, running)
 			if err != nil {
 				return err
 			}
 			if err := e.finish(ctx, d.ID); err != nil {
 				return err
 			}
-			e.cfg.Logger.Info("resumed digest", "digest", d.ID, "requeued", n)
+			if !running || n > 0 {
+				e.cfg.Logger.Info("resumed digest", "digest", d.ID, "requeued", n)
+			}
 		}
 		if next == "" {
 			break
@@ -259,13 +350,35 @@ func (e *Engine) Resume(ctx context.Context) error {
 		if c.Unknown == 0 {
 			continue
 		}
-		n, err := e.Sweep(ctx, d.ID)
+		n, err := e.sweep(ctx, d.ID, running)
 		if err != nil {
 			return err
 		}
-		e.cfg.Logger.Info("swept unknown rows of a sent digest", "digest", d.ID, "unknown", c.Unknown, "requeued", n)
+		if !running || n > 0 {
+			e.cfg.Logger.Info("swept unknown rows of a sent digest", "digest", d.ID, "unknown", c.Unknown, "requeued", n)
+		}
 	}
 	return nil
+}
+
+// noteFanout records that this engine is working on the digest's fan-out.
+func (e *Engine) noteFanout(digestID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.fanouts) >= maxEditions {
+		clear(e.fanouts)
+	}
+	e.fanouts[digestID] = e.cfg.Now()
+}
+
+// fanoutRecent reports whether this engine dispatched or walked the
+// digest's fan-out within a lease: its fan-out task is then on the queue,
+// and dispatching another would walk the readers twice at once.
+func (e *Engine) fanoutRecent(digestID string) bool {
+	e.mu.Lock()
+	at, ok := e.fanouts[digestID]
+	e.mu.Unlock()
+	return ok && at.After(e.cfg.Now().Add(-e.cfg.Lease))
 }
 
 // choiceKey names what a reader chose (format and sections, as given):

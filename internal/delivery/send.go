@@ -174,7 +174,7 @@ func (t *task) claim(ctx context.Context, ids []string) error {
 			continue
 		case r == nil, r.Status.Settled():
 			continue // not a reader of this digest, or done already
-		case r.Status == newsletter.DeliverySending && r.LeaseUntil.After(now):
+		case e.leased(r, now):
 			t.retry = append(t.retry, id) // another sender holds it
 			continue
 		}
@@ -496,7 +496,7 @@ func (e *Engine) reconcile(ctx context.Context, digestID, subscriberID string) (
 	if e.cfg.Reconciler == nil {
 		now := e.cfg.Now()
 		_, err := e.store.UpdateDelivery(ctx, digestID, subscriberID, func(r *newsletter.Delivery) error {
-			if r.Status != newsletter.DeliverySending || r.LeaseUntil.After(now) {
+			if r.Status != newsletter.DeliverySending || e.leased(r, now) {
 				return errAwaiting
 			}
 			r.Status, r.LeaseUntil, r.UpdatedAt = newsletter.DeliveryUnknown, time.Time{}, now
@@ -522,7 +522,7 @@ func (e *Engine) reconcile(ctx context.Context, digestID, subscriberID string) (
 		switch {
 		case r.Status.Settled():
 			return errSettled
-		case r.Status == newsletter.DeliverySending && r.LeaseUntil.After(now):
+		case e.leased(r, now):
 			return errLeased
 		}
 		if found {

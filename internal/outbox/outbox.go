@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/eml"
@@ -33,6 +34,11 @@ type Mailer struct {
 	dir string
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
+
+	mu sync.Mutex
+	// index finds digest emails by ledger key (file name), once Sent has
+	// listed the folder; Send adds what it writes after that.
+	index map[string]string
 }
 
 // New returns a Mailer that writes into dir, creating it (mode 0700) if
@@ -78,21 +84,32 @@ func (m *Mailer) Send(ctx context.Context, msg *eml.Message) (messageID string, 
 		return "", fmt.Errorf("outbox: build message: %w: %w", eml.ErrRejected, err)
 	}
 	name := sanitize(out.To)
+	key := ""
 	if d, s := msg.Tags[TagDigest], msg.Tags[TagSubscriber]; d != "" && s != "" {
-		name += "-" + ledgerKey(d, s)
+		key = ledgerKey(d, s)
+		name += "-" + key
 	}
-	if err := m.write(name, data); err != nil {
+	file, err := m.write(name, data)
+	if err != nil {
 		return "", err
+	}
+	if key != "" {
+		m.mu.Lock()
+		if m.index != nil {
+			m.index[key] = file
+		}
+		m.mu.Unlock()
 	}
 	return out.MessageID, nil
 }
 
-// write stores data under a new name: a temporary file is written and synced,
-// then linked to its final name, which never replaces an existing file.
-func (m *Mailer) write(recipient string, data []byte) (err error) {
+// write stores data under a new name, which it returns: a temporary file
+// is written and synced, then linked to its final name, which never
+// replaces an existing file.
+func (m *Mailer) write(recipient string, data []byte) (file string, err error) {
 	tmp, err := os.CreateTemp(m.dir, ".partial-*")
 	if err != nil {
-		return fmt.Errorf("outbox write: %w", err)
+		return "", fmt.Errorf("outbox write: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(data)
@@ -106,7 +123,7 @@ func (m *Mailer) write(recipient string, data []byte) (err error) {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("outbox write: %w", err)
+		return "", fmt.Errorf("outbox write: %w", err)
 	}
 	for attempt := 0; ; attempt++ {
 		name := m.Now().UTC().Format(fileTime) + "-" + recipient
@@ -119,10 +136,10 @@ func (m *Mailer) write(recipient string, data []byte) (err error) {
 		}
 		err := os.Link(tmp.Name(), filepath.Join(m.dir, name+".eml"))
 		if err == nil {
-			return nil
+			return name + ".eml", nil
 		}
 		if !errors.Is(err, os.ErrExist) || attempt >= 3 {
-			return fmt.Errorf("outbox write %s: %w", name, err)
+			return "", fmt.Errorf("outbox write %s: %w", name, err)
 		}
 	}
 }
@@ -171,39 +188,80 @@ func ledgerKey(digestID, subscriberID string) string {
 // and its Message-ID: the mailer's own record, which the delivery engine
 // consults (as a delivery.Reconciler) before sending again a copy whose
 // outcome it did not record. A file appears whole or not at all, so a
-// message either is here or never left. It reads the folder's names, so it
-// costs a directory listing: meant for the rare reconciliation, not for
-// every send.
+// message either is here or never left.
+//
+// The first call lists the folder (once, whatever its size) and keeps an
+// index of its digest emails, to which Send adds each one it writes: a
+// crash leaves hundreds of copies to reconcile, and a listing each would
+// cost seconds. So while the Mailer is open it must be the folder's only
+// writer, as the laptop's is: bbolt's lock keeps a second process off the
+// data folder.
 func (m *Mailer) Sent(ctx context.Context, digestID, subscriberID string) (messageID string, found bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", false, fmt.Errorf("outbox sent: %w", err)
 	}
-	f, err := os.Open(m.dir)
+	m.mu.Lock()
+	if m.index == nil {
+		// Send waits for the listing to end, then adds to the index: a
+		// file it links meanwhile is listed or added.
+		if m.index, err = m.list(); err != nil {
+			m.mu.Unlock()
+			return "", false, fmt.Errorf("outbox sent: %w", err)
+		}
+	}
+	name, ok := m.index[ledgerKey(digestID, subscriberID)]
+	m.mu.Unlock()
+	if !ok {
+		return "", false, nil
+	}
+	id, err := readMessageID(filepath.Join(m.dir, name))
 	if err != nil {
 		return "", false, fmt.Errorf("outbox sent: %w", err)
+	}
+	return id, true, nil
+}
+
+// list returns the folder's digest emails by ledger key.
+func (m *Mailer) list() (map[string]string, error) {
+	f, err := os.Open(m.dir)
+	if err != nil {
+		return nil, err
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return "", false, fmt.Errorf("outbox sent: %w", err)
+		return nil, err
 	}
-	key := "-" + ledgerKey(digestID, subscriberID)
+	index := make(map[string]string, len(names))
 	for _, name := range names {
 		base, ok := strings.CutSuffix(name, ".eml")
 		if !ok || strings.HasPrefix(name, ".") {
 			continue
 		}
-		// The key ends the name, or precedes a collision suffix.
-		if i := strings.LastIndex(base, key); i < 0 || (i+len(key) != len(base) && base[i+len(key)] != '-') {
-			continue
+		// <time>-<recipient>-<key>, perhaps with a collision suffix
+		// -<8 hex digits> after the key.
+		parts := strings.Split(base, "-")
+		for i := len(parts) - 1; i >= max(1, len(parts)-2); i-- {
+			if isKey(parts[i]) {
+				index[parts[i]] = name
+				break
+			}
 		}
-		id, err := readMessageID(filepath.Join(m.dir, name))
-		if err != nil {
-			return "", false, fmt.Errorf("outbox sent: %w", err)
-		}
-		return id, true, nil
 	}
-	return "", false, nil
+	return index, nil
+}
+
+// isKey reports whether s looks like a ledger key: 16 hex digits.
+func isKey(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // readMessageID returns the Message-ID header of an .eml file.

@@ -379,4 +379,32 @@ func TestSentFindsDigestEmails(t *testing.T) {
 			t.Errorf("Sent(%s, %s) = %v, %v; want not found", k[0], k[1], found, err)
 		}
 	}
+	// After a restart a new Mailer finds, by listing the folder, what the
+	// old one wrote, the copy with a collision suffix included.
+	msg.Tags = map[string]string{TagDigest: "daily-2026-11-26", TagSubscriber: "r2"}
+	msg.MessageID = "<daily-2026-11-26.r2@bugle.example>"
+	for range 2 {
+		if _, err := m.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only r2's copy with the suffix is left.
+	unsuffixed, _ := filepath.Glob(filepath.Join(m.Dir(), "*-"+ledgerKey("daily-2026-11-26", "r2")+".eml"))
+	if len(unsuffixed) != 1 {
+		t.Fatalf("r2's first copy: %v", unsuffixed)
+	}
+	os.Remove(unsuffixed[0])
+	restarted, err := New(m.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"r1", "r2"} {
+		id, found, err := restarted.Sent(ctx, "daily-2026-11-26", r)
+		if err != nil || !found || id != "<daily-2026-11-26."+r+"@bugle.example>" {
+			t.Errorf("after a restart, Sent(%s) = %q, %v, %v", r, id, found, err)
+		}
+	}
+	if _, found, _ := restarted.Sent(ctx, "daily-2026-11-26", "r3"); found {
+		t.Error("after a restart, r3 found")
+	}
 }

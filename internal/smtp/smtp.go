@@ -92,6 +92,20 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// Recorder is told of every message the server accepted, as soon as its
+// 250 is read and before the next message goes on that connection, so
+// that a process killed at any moment leaves at most one accepted message
+// per connection unrecorded. (*journal.Log) is one. An error from it stops
+// the call: the messages after it are not sent.
+type Recorder interface {
+	Accepted(msg *eml.Message) error
+}
+
+// WithRecorder has the Mailer tell r of every message the server accepted.
+func WithRecorder(r Recorder) Option {
+	return func(m *Mailer) { m.recorder = r }
+}
+
 // Mailer sends messages over SMTP. It keeps up to its pool size of
 // connections open and reuses them. It is safe for concurrent use; Close
 // it when done. It implements delivery.BulkMailer.
@@ -104,6 +118,7 @@ type Mailer struct {
 	timeout   time.Duration
 	poolSize  int
 	dialer    net.Dialer
+	recorder  Recorder // optional
 
 	slots chan struct{} // one token per connection that may be open
 
@@ -135,6 +150,8 @@ type conn struct {
 
 	msg []byte // the message being sent, reused
 	out []byte // what goes in the next write, reused
+
+	recorder Recorder // the Mailer's, optional
 
 	deadline
 	peeker
@@ -350,7 +367,7 @@ func (m *Mailer) dial(ctx context.Context, deadline time.Time) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	cn := &conn{nc: nc}
+	cn := &conn{nc: nc, recorder: m.recorder}
 	usable, err := m.use(ctx, deadline, cn, func() error {
 		c, err := smtp.NewClient(nc, m.host)
 		if err != nil {

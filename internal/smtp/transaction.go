@@ -332,6 +332,9 @@ func (cn *conn) sendChunked(jobs []*job, reused, probe bool, extend func()) (sen
 				return n, stop
 			}
 			j.finish(err)
+			if stop := cn.record(j); stop != nil {
+				return i + 1, stop
+			}
 			continue
 		}
 		// MAIL and RCPT first, then BDAT and the message.
@@ -358,6 +361,9 @@ func (cn *conn) sendChunked(jobs []*job, reused, probe bool, extend func()) (sen
 			cn.dirty = true // as readEnvelope: a refused chunk is followed by RSET
 		}
 		j.finish(err)
+		if stop := cn.record(j); stop != nil {
+			return i + 1, stop
+		}
 		if cn.broken {
 			return i + 1, nil
 		}
@@ -443,6 +449,9 @@ func (cn *conn) sendPipelined(jobs []*job, reused bool, extend func()) (sent int
 		}
 		err := cn.endOfData()
 		j.finish(err)
+		if stop := cn.record(j); stop != nil {
+			return i + 1, stop
+		}
 		if cn.broken {
 			return i + 1, nil
 		}
@@ -484,6 +493,9 @@ func (cn *conn) sendOneByOne(jobs []*job, reused bool, extend func()) (sent int,
 		}
 		err := cn.endOfData()
 		j.finish(err)
+		if stop := cn.record(j); stop != nil {
+			return i + 1, stop
+		}
 		if cn.broken {
 			return i + 1, nil
 		}
@@ -492,6 +504,20 @@ func (cn *conn) sendOneByOne(jobs []*job, reused bool, extend func()) (sent int,
 		}
 	}
 	return len(jobs), nil
+}
+
+// record tells the recorder of j's message if the server accepted it. An
+// error stops the call: what cannot be recorded must not pile up, and the
+// connection, which may hold the next message's envelope, is closed.
+func (cn *conn) record(j *job) error {
+	if cn.recorder == nil || j.err != nil {
+		return nil
+	}
+	if err := cn.recorder.Accepted(&j.msg); err != nil {
+		cn.broken = true
+		return fmt.Errorf("record accepted message: %w", err)
+	}
+	return nil
 }
 
 // build puts j's message bytes in cn.msg.

@@ -82,6 +82,13 @@ func CountOnly() Option {
 	return func(s *Server) { s.countOnly = true }
 }
 
+// WithNotify has the server call f with every message it accepts, as it
+// accepts it (before its 250), from the session's goroutine. With
+// CountOnly the message comes without its data.
+func WithNotify(f func(Received)) Option {
+	return func(s *Server) { s.notify = f }
+}
+
 // WithoutPipelining makes the server leave PIPELINING out of its EHLO
 // reply, as some servers do. It applies to plain connections only: after
 // STARTTLS the reply is encrypted and goes out as emersion/go-smtp writes
@@ -109,6 +116,7 @@ type Server struct {
 	user         string
 	pass         string
 	countOnly    bool
+	notify       func(Received)
 	noPipelining bool
 	noChunking   bool
 
@@ -351,6 +359,9 @@ func (s *Server) takeFailure(stage Stage) error {
 }
 
 func (s *Server) record(r Received, size int) {
+	if s.notify != nil {
+		s.notify(r)
+	}
 	s.count.Add(1)
 	s.bytes.Add(int64(size))
 	if !s.countOnly {
