@@ -40,7 +40,7 @@ func TestConfigSources(t *testing.T) {
 		t.Errorf("lease %s, want 2m by default", cfg.Lease)
 	}
 	env["BROADSHEET_LEASE"] = "30s"
-	if cfg, _, err := parseConfig("serve", nil, getenv, io.Discard, nil); err != nil || cfg.Lease != 30*time.Second {
+	if cfg, _, err := parseConfig("serve", nil, environ{getenv: getenv}, io.Discard, nil); err != nil || cfg.Lease != 30*time.Second {
 		t.Errorf("BROADSHEET_LEASE=30s: %v, want a lease of 30s", err)
 	}
 
