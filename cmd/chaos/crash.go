@@ -416,37 +416,9 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 	if err != nil {
 		return fmt.Errorf("digest: %w", err)
 	}
-	deadline := time.Now().Add(time.Duration(readers)*50*time.Millisecond + 3*time.Minute)
-	sweeps, idle := 0, 0
-	for {
-		done, err := crashDone(ctx, store, st.ID, readers)
-		if err != nil {
-			return err
-		}
-		depth, err := queueDepth(ctx, c, queueURL)
-		if err != nil {
-			return err
-		}
-		if done && depth == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			r.want(false, "not finished by the deadline (%d messages left)", depth)
-			break
-		}
-		if depth == 0 && time.Since(time.Unix(0, src.lastReceive.Load())) > 2*time.Second {
-			idle++
-		} else {
-			idle = 0
-		}
-		if idle >= 3 {
-			if err := engine.Resume(ctx); err != nil {
-				return err
-			}
-			sweeps++
-			idle = 0
-		}
-		time.Sleep(time.Second)
+	sweeps, err := awaitAWS(ctx, r, store, st.ID, readers, c, queueURL, &src.lastReceive, engine)
+	if err != nil {
+		return err
 	}
 	stopSenders()
 	<-senders
@@ -506,6 +478,48 @@ func (d retriedFanout) Dispatch(ctx context.Context, digestID string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// awaitAWS waits until every reader's row is settled and the queue is
+// empty, or a deadline passes (counted as a failure in r). When nothing
+// has been received (lastReceive, Unix ns) for a few seconds and rows are
+// still unsettled, it runs what the digest function's scheduled sweep runs
+// (engine.Resume). It returns how many sweeps it ran.
+func awaitAWS(ctx context.Context, r *result, store newsletter.Store, digestID string, readers int, c *awsClients, queueURL string, lastReceive *atomic.Int64, engine interface{ Resume(context.Context) error }) (int, error) {
+	deadline := time.Now().Add(time.Duration(readers)*50*time.Millisecond + 3*time.Minute)
+	sweeps, idle := 0, 0
+	for {
+		done, err := crashDone(ctx, store, digestID, readers)
+		if err != nil {
+			return sweeps, err
+		}
+		depth, err := queueDepth(ctx, c, queueURL)
+		if err != nil {
+			return sweeps, err
+		}
+		if done && depth == 0 {
+			return sweeps, nil
+		}
+		if time.Now().After(deadline) {
+			r.want(false, "not finished by the deadline (%d messages left)", depth)
+			return sweeps, nil
+		}
+		if depth == 0 && time.Since(time.Unix(0, lastReceive.Load())) > 2*time.Second {
+			idle++
+		} else {
+			idle = 0
+		}
+		if idle >= 3 {
+			if err := engine.Resume(ctx); err != nil {
+				return sweeps, err
+			}
+			sweeps++
+			idle = 0
+		}
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return sweeps, err
 		}
 	}
 }

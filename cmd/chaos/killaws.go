@@ -183,40 +183,9 @@ func runKillAWS(ctx context.Context, env *runEnv, r *result) error {
 		}
 	}
 
-	deadline := time.Now().Add(time.Duration(readers)*50*time.Millisecond + 3*time.Minute)
-	sweeps, idle := 0, 0
-	for {
-		done, err := crashDone(ctx, store, st.ID, readers)
-		if err != nil {
-			return err
-		}
-		depth, err := queueDepth(ctx, c, queueURL)
-		if err != nil {
-			return err
-		}
-		if done && depth == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			r.want(false, "not finished by the deadline (%d messages left)", depth)
-			break
-		}
-		if depth == 0 && time.Since(time.Unix(0, src.lastReceive.Load())) > 2*time.Second {
-			idle++
-		} else {
-			idle = 0
-		}
-		if idle >= 3 {
-			// What the digest function's scheduled sweep runs.
-			if err := engine.Resume(ctx); err != nil {
-				return err
-			}
-			sweeps++
-			idle = 0
-		}
-		if err := sleepCtx(ctx, time.Second); err != nil {
-			return err
-		}
+	sweeps, err := awaitAWS(ctx, r, store, st.ID, readers, c, queueURL, &src.lastReceive, engine)
+	if err != nil {
+		return err
 	}
 	stopSenders()
 	senders.Wait()
