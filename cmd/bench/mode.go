@@ -223,7 +223,7 @@ func runMode(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		defer sk.kill()
 		// As serve wires SMTP: every accepted message is journalled
 		// before the next goes on its connection.
-		jl, err := journal.Open(filepath.Join(dir, "journal"))
+		jl, err := journal.Open(filepath.Join(dir, "journal"), time.Now())
 		if err != nil {
 			return err
 		}

@@ -70,7 +70,7 @@ func openApp(cfg *config, stderr io.Writer) (*app, error) {
 	var reconciler delivery.Reconciler
 	var jl *journal.Log
 	if cfg.SMTP != "" {
-		if jl, err = journal.Open(filepath.Join(cfg.Data, "journal")); err != nil {
+		if jl, err = journal.Open(filepath.Join(cfg.Data, "journal"), cfg.clock()); err != nil {
 			return nil, err
 		}
 		if m, err = smtp.New(cfg.SMTP, smtp.WithRecorder(jl)); err != nil {

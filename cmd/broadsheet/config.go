@@ -162,3 +162,11 @@ func (c *config) check() error {
 
 // listID is the List-Id header value: "Name <list.domain>".
 func (c *config) listID() string { return c.Settings.ListID() }
+
+// clock returns the time now on the config's clock.
+func (c *config) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}

@@ -77,15 +77,15 @@ type index struct {
 }
 
 // Open opens the journals in dir, creating it (mode 0700) if needed, and
-// removes those older than Retain.
-func Open(dir string) (*Log, error) {
+// removes those last written more than Retain before now.
+func Open(dir string, now time.Time) (*Log, error) {
 	if dir == "" {
 		return nil, errors.New("journal: no folder given")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create journal folder %s: %w", dir, err)
 	}
-	if err := prune(dir, time.Now().Add(-Retain)); err != nil {
+	if err := prune(dir, now.Add(-Retain)); err != nil {
 		return nil, err
 	}
 	l := &Log{dir: dir, open: map[string]*os.File{}, dirty: map[*os.File]bool{}, indexes: map[string]*index{},
