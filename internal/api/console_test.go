@@ -250,6 +250,10 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 	noSend := e.signIn(e.editOnly)
 	r = noSend.post(page+"/send", url.Values{})
 	want(t, r, http.StatusForbidden)
+	want(t, noSend.post(page+"/test", url.Values{"to": {"stranger@example.com"}}), http.StatusForbidden)
+	if n := len(e.mailsTo("stranger@example.com")); n != 0 {
+		t.Fatalf("edit-only test send: %d mails, want 0", n)
+	}
 	if st, _ := e.svc.Digest(t.Context(), strings.TrimPrefix(page, "/console/digests/")); st.Status != newsletter.DigestDraft {
 		t.Fatalf("edit-only send: digest %s, want draft", st.Status)
 	}
