@@ -53,6 +53,25 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("token list: %q, %v; want the token's name and scope but never its secret", list, err)
 	}
 
+	// Revoking: the token is gone from the list and its secret no longer
+	// signs in.
+	if _, err := runCLI(t, nil, "token", "create", "--name", "Day desk", "--data", data); err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	if _, err := runCLI(t, nil, "token", "revoke", "--data", data, "Night desk"); err != nil {
+		t.Fatalf("token revoke: %v", err)
+	}
+	list, err = runCLI(t, nil, "token", "list", "--data", data)
+	if err != nil || strings.Contains(list, "Night desk") || !strings.Contains(list, "Day desk") {
+		t.Fatalf("token list after revoke: %q, %v; want Day desk only", list, err)
+	}
+	if _, err := runCLI(t, nil, "token", "revoke", "--data", data, "Night desk"); err == nil || !strings.Contains(err.Error(), "No editor token") {
+		t.Fatalf("second revoke: %v, want a not-found error", err)
+	}
+	if _, err := runCLI(t, nil, "token", "revoke", "--data", data); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("revoke without a name: %v, want usage", err)
+	}
+
 	csvPath := filepath.Join(dir, "readers.csv")
 	os.WriteFile(csvPath, []byte("email,sections\nada@example.com,politics\nbola@example.com,\n"), 0o600)
 	out, err := runCLI(t, nil, "subscribers", "import", csvPath, "--data", data)

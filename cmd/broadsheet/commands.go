@@ -17,14 +17,14 @@ import (
 	"github.com/broadsheet-news/broadsheet/internal/newsroom"
 )
 
-// tokenCmd creates and lists editor tokens, in the data folder's store or,
+// tokenCmd creates, lists and revokes editor tokens, in the data folder's store or,
 // with --table, in the DynamoDB table of a deployed stack.
 func tokenCmd(ctx context.Context, args []string, env environ, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
-		return fmt.Errorf("usage: broadsheet token create --name NAME [--scopes edit,send] [--table TABLE] | broadsheet token list [--table TABLE]")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "revoke") {
+		return fmt.Errorf("usage: broadsheet token create --name NAME [--scopes edit,send] [--table TABLE] | broadsheet token list [--table TABLE] | broadsheet token revoke [--table TABLE] NAME|ID")
 	}
 	var name, scopes, table string
-	cfg, _, err := parseConfig("token "+args[0], args[1:], env, stderr, func(fs *flag.FlagSet) {
+	cfg, fs, err := parseConfig("token "+args[0], args[1:], env, stderr, func(fs *flag.FlagSet) {
 		if args[0] == "create" {
 			fs.StringVar(&name, "name", "", "who the token is for (required)")
 			fs.StringVar(&scopes, "scopes", "edit,send", "what it may do: edit (articles, digests, subscribers) and send")
@@ -39,6 +39,17 @@ func tokenCmd(ctx context.Context, args []string, env environ, stdout, stderr io
 		return err
 	}
 	defer done()
+	if args[0] == "revoke" {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: broadsheet token revoke [--table TABLE] NAME|ID")
+		}
+		t, err := svc.RevokeEditorToken(ctx, fs.Arg(0))
+		if err != nil {
+			return userError(err)
+		}
+		fmt.Fprintf(stderr, "Editor token %q (%s) revoked: its secret and its console sessions no longer work.\n", t.Name, t.ID)
+		return nil
+	}
 	if args[0] == "list" {
 		ts, err := svc.EditorTokens(ctx)
 		if err != nil {

@@ -516,6 +516,10 @@ func (h *handler) consolePreview(w http.ResponseWriter, r *http.Request, _ *sess
 // consoleTest sends the editor a test copy.
 func (h *handler) consoleTest(w http.ResponseWriter, r *http.Request, s *session) {
 	to := r.PostForm.Get("to")
+	if err := requireSend(s.tok); err != nil {
+		h.refuseDigest(w, r, s, err, to)
+		return
+	}
 	if err := h.svc.SendTest(r.Context(), r.PathValue("id"), to); err != nil {
 		h.refuseDigest(w, r, s, err, to)
 		return

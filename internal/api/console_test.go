@@ -250,6 +250,10 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 	noSend := e.signIn(e.editOnly)
 	r = noSend.post(page+"/send", url.Values{})
 	want(t, r, http.StatusForbidden)
+	want(t, noSend.post(page+"/test", url.Values{"to": {"stranger@example.com"}}), http.StatusForbidden)
+	if n := len(e.mailsTo("stranger@example.com")); n != 0 {
+		t.Fatalf("edit-only test send: %d mails, want 0", n)
+	}
 	if st, _ := e.svc.Digest(t.Context(), strings.TrimPrefix(page, "/console/digests/")); st.Status != newsletter.DigestDraft {
 		t.Fatalf("edit-only send: digest %s, want draft", st.Status)
 	}
@@ -356,4 +360,41 @@ func TestSignupFromAnotherSite(t *testing.T) {
 	if h := r.Header.Get("Access-Control-Allow-Origin"); h != "" {
 		t.Fatalf("sign-up answered Access-Control-Allow-Origin %q: another site's script must not read it", h)
 	}
+}
+
+// TestRevokeEndsAccess: revoking a token stops its secret in the API and
+// ends its console sessions on their next request, while other tokens go
+// on working.
+func TestRevokeEndsAccess(t *testing.T) {
+	e := MustEnv(t)
+	secret := e.mustToken("night desk", nil)
+	ed := e.signIn(secret)
+	want(t, e.Do(req{Method: "GET", Path: "/api/articles", Auth: secret}), http.StatusOK)
+
+	if _, err := e.svc.RevokeEditorToken(t.Context(), "night desk"); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	wantError(t, e.Do(req{Method: "GET", Path: "/api/articles", Auth: secret}), http.StatusUnauthorized, newsletter.EUNAUTHORIZED)
+	if r := ed.get("/console/articles/new"); r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/console" {
+		t.Fatalf("session of a revoked token: status %d to %q, want 303 to /console", r.Status, r.Header.Get("Location"))
+	}
+	want(t, e.Do(req{Method: "GET", Path: "/api/articles", Auth: e.full}), http.StatusOK)
+	if _, err := e.svc.RevokeEditorToken(t.Context(), "night desk"); newsletter.ErrorCode(err) != newsletter.ENOTFOUND {
+		t.Fatalf("second revoke: %v, want %s", err, newsletter.ENOTFOUND)
+	}
+	// A name two tokens share is refused; the ID picks one.
+	e.mustToken("twin", nil)
+	twin := e.mustToken("twin", nil)
+	if _, err := e.svc.RevokeEditorToken(t.Context(), "twin"); newsletter.ErrorCode(err) != newsletter.ECONFLICT {
+		t.Fatalf("revoke a shared name: %v, want %s", err, newsletter.ECONFLICT)
+	}
+	tok, err := e.svc.Authenticate(t.Context(), twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RevokeEditorToken(t.Context(), tok.ID); err != nil {
+		t.Fatalf("revoke by ID: %v", err)
+	}
+	wantError(t, e.Do(req{Method: "GET", Path: "/api/articles", Auth: twin}), http.StatusUnauthorized, newsletter.EUNAUTHORIZED)
+	e.noServerErrors()
 }

@@ -304,8 +304,15 @@ func (h *handler) writePreview(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// testDigest sends one copy of the digest to an editor's address.
-func (h *handler) testDigest(w http.ResponseWriter, r *http.Request, _ *newsletter.EditorToken) {
+// testDigest sends one copy of the digest to an editor's address. It
+// needs the send scope: a test goes to any address it is given, so an
+// edit-only token could otherwise mail strangers. What an edit-only token
+// may see is the preview.
+func (h *handler) testDigest(w http.ResponseWriter, r *http.Request, tok *newsletter.EditorToken) {
+	if err := requireSend(tok); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	var in struct {
 		To string `json:"to"`
 	}

@@ -262,8 +262,13 @@ func TestDigests(t *testing.T) {
 	r = e.API("GET", "/api/digests/"+st.ID+"/preview?format=lite&sections=news,sport", "")
 	want(t, r, http.StatusOK)
 
-	// Test send.
-	r = e.Do(req{Method: "POST", Path: "/api/digests/" + st.ID + "/test", Auth: e.editOnly, Type: "application/json", Body: `{"to":"editor@example.com"}`})
+	// Test send: it mails any address, so it needs the send scope.
+	r = e.Do(req{Method: "POST", Path: "/api/digests/" + st.ID + "/test", Auth: e.editOnly, Type: "application/json", Body: `{"to":"stranger@example.com"}`})
+	wantError(t, r, http.StatusForbidden, newsletter.EFORBIDDEN)
+	if n := len(e.mailsTo("stranger@example.com")); n != 0 {
+		t.Errorf("edit-only test send: got %d mails, want 0", n)
+	}
+	r = e.Do(req{Method: "POST", Path: "/api/digests/" + st.ID + "/test", Auth: e.full, Type: "application/json", Body: `{"to":"editor@example.com"}`})
 	want(t, r, http.StatusAccepted)
 	if n := len(e.mailsTo("editor@example.com")); n != 1 {
 		t.Errorf("got %d test mails, want 1", n)

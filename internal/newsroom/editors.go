@@ -109,3 +109,40 @@ func (s *Service) EditorSession(ctx context.Context, session string) (*newslette
 	}
 	return t, nil
 }
+
+// RevokeEditorToken deletes the editor token with the given name or ID, so
+// that its secret and every console session signed in with it stop working
+// on their next request. It returns the revoked token. ENOTFOUND for no
+// such token; ECONFLICT when a name belongs to more than one token (revoke
+// by ID then).
+func (s *Service) RevokeEditorToken(ctx context.Context, nameOrID string) (*newsletter.EditorToken, error) {
+	nameOrID = strings.TrimSpace(nameOrID)
+	ts, err := s.store.EditorTokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("revoke editor token: %w", err)
+	}
+	var match []*newsletter.EditorToken
+	for _, t := range ts {
+		if t.ID == nameOrID {
+			match = []*newsletter.EditorToken{t}
+			break
+		}
+		if t.Name == nameOrID {
+			match = append(match, t)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, newsletter.Errorf(newsletter.ENOTFOUND, "No editor token is named %q.", clean(nameOrID, 100))
+	case 1:
+	default:
+		return nil, newsletter.Errorf(newsletter.ECONFLICT, "%d tokens are named %q; revoke one by its ID (broadsheet token list).", len(match), clean(nameOrID, 100))
+	}
+	if err := s.store.DeleteEditorToken(ctx, match[0].ID); err != nil {
+		if newsletter.ErrorCode(err) == newsletter.ENOTFOUND {
+			return nil, err
+		}
+		return nil, fmt.Errorf("revoke editor token %s: %w", match[0].ID, err)
+	}
+	return match[0], nil
+}
