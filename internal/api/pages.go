@@ -22,8 +22,10 @@ type pages struct {
 	css  template.CSS
 	csp  string
 	// consoleCSP is csp plus frame-src 'self': the console shows a
-	// digest's preview in a frame.
+	// digest's preview and its moving counters in frames.
 	consoleCSP string
+	// frameCSP is consoleCSP for a page that the console frames.
+	frameCSP string
 	byName     map[string]*template.Template
 }
 
@@ -39,7 +41,7 @@ func parsePages(site string) (*pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read page stylesheet: %w", err)
 	}
-	base, err := template.New("layout.html").ParseFS(templates.FS, "pages/layout.html", "pages/choices.html")
+	base, err := template.New("layout.html").ParseFS(templates.FS, "pages/layout.html", "pages/choices.html", "pages/counters.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse page layout: %w", err)
 	}
@@ -49,7 +51,7 @@ func parsePages(site string) (*pages, error) {
 	for _, name := range []string{
 		"signup", "inbox", "confirm", "confirmed", "unsubscribe", "unsubscribed",
 		"preferences", "archive", "error", "resubscribed",
-		"console-signin", "console", "console-article", "console-digest",
+		"console-signin", "console", "console-article", "console-digest", "console-counters",
 	} {
 		t, err := base.Clone()
 		if err != nil {
@@ -67,6 +69,7 @@ func parsePages(site string) (*pages, error) {
 	p.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
 		"img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 	p.consoleCSP = p.csp + "; frame-src 'self'"
+	p.frameCSP = strings.Replace(p.consoleCSP, "frame-ancestors 'none'", "frame-ancestors 'self'", 1)
 	return p, nil
 }
 
@@ -89,10 +92,13 @@ type pageData struct {
 	Digests []*newsletter.Digest
 	Next    string
 
-	// Refresh, in seconds, makes the page reload itself: the console's
-	// digest page does while the digest is going out, so that its counters
-	// move without JavaScript.
+	// Refresh, in seconds, makes the page reload itself: only the small
+	// counters page that a sending digest's page frames does, so that the
+	// counters move without JavaScript while no form is ever reloaded.
 	Refresh int
+	// Frame marks a page shown in a console frame: no masthead, bar or
+	// footer, and framing allowed from the console's own pages.
+	Frame bool
 	// Console is what the editors' console pages show; nil on reader pages.
 	Console *consoleView
 }
@@ -178,6 +184,10 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	csp := h.pages.csp
 	if d.Console != nil {
 		csp = h.pages.consoleCSP
+	}
+	if d.Frame {
+		csp = h.pages.frameCSP
+		hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	}
 	hdr.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
