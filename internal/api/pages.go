@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/templates"
@@ -36,12 +38,22 @@ type pages struct {
 // stylesheet by its SHA-256 hash rather than 'unsafe-inline': the hash is
 // computed here from the embedded file, so it cannot drift, and a style
 // smuggled into a page (say through a crafted email address) cannot apply.
-func parsePages(site string) (*pages, error) {
+//
+// Pages show times in the publication's zone, labelled with its
+// abbreviation ("07:00 WAT"), through the template function local.
+func parsePages(site string, loc *time.Location) (*pages, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	funcs := template.FuncMap{
+		"local":  func(t time.Time) time.Time { return t.In(loc) },
+		"plural": plural,
+	}
 	css, err := fs.ReadFile(templates.FS, "pages/style.css")
 	if err != nil {
 		return nil, fmt.Errorf("read page stylesheet: %w", err)
 	}
-	base, err := template.New("layout.html").ParseFS(templates.FS, "pages/layout.html", "pages/choices.html", "pages/counters.html")
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "pages/layout.html", "pages/choices.html", "pages/counters.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse page layout: %w", err)
 	}
@@ -71,6 +83,15 @@ func parsePages(site string) (*pages, error) {
 	p.consoleCSP = p.csp + "; frame-src 'self'"
 	p.frameCSP = strings.Replace(p.consoleCSP, "frame-ancestors 'none'", "frame-ancestors 'self'", 1)
 	return p, nil
+}
+
+// plural is "1 article" or "n articles": n and the noun, with an s unless
+// n is one.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // pageData is what every page template sees; each page uses some fields.
