@@ -119,7 +119,7 @@ func NewHandler(svc *newsroom.Service, opts Options) (http.Handler, error) {
 	if opts.AuthFailureBurst <= 0 {
 		opts.AuthFailureBurst = DefaultAuthFailureBurst
 	}
-	p, err := parsePages(opts.SiteName)
+	p, err := parsePages(opts.SiteName, svc.Location())
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}

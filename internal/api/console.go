@@ -31,8 +31,8 @@ const (
 	csrfField = "csrf"
 	// consoleListSize is how many articles and digests the console lists.
 	consoleListSize = 20
-	// sendingRefresh is how often, in seconds, a sending digest's page
-	// reloads itself.
+	// sendingRefresh is how often, in seconds, the frame with a sending
+	// digest's counters reloads itself.
 	sendingRefresh = 2
 )
 
@@ -118,6 +118,7 @@ func (h *handler) consoleRoutes(m *http.ServeMux) {
 	m.Handle("POST /console/articles/{id}/withdraw", guard(h.consoleWithdrawArticle))
 	m.Handle("POST /console/digests", guard(h.consoleBuildDigest))
 	m.Handle("GET /console/digests/{id}", guard(h.consoleDigest))
+	m.Handle("GET /console/digests/{id}/counters", guard(h.consoleCounters))
 	m.Handle("GET /console/digests/{id}/preview", guard(h.consolePreview))
 	m.Handle("POST /console/digests/{id}/test", guard(h.consoleTest))
 	m.Handle("POST /console/digests/{id}/send", guard(h.consoleSend))
@@ -442,8 +443,8 @@ func (h *handler) renderDigest(w http.ResponseWriter, r *http.Request, s *sessio
 	c := st.Counters
 	v.Progress = c.Sent + c.Skipped + c.Failed
 	if c.Failed > 0 && st.Status != newsletter.DigestSending {
-		// Not while sending: the page reloads itself every few seconds,
-		// and the rows are found by reading the digest's ledger.
+		// Not while sending: the counts still move, and the rows are
+		// found by reading the digest's ledger.
 		rows, _, err := h.svc.Deliveries(r.Context(), st.ID, newsletter.DeliveryFilter{Status: newsletter.DeliveryFailed}, newsletter.Page{Limit: consoleFailures})
 		if err != nil {
 			h.consoleError(w, r, err)
@@ -472,11 +473,27 @@ func (h *handler) renderDigest(w http.ResponseWriter, r *http.Request, s *sessio
 		pq.Set("sections", section)
 	}
 	v.Preview = digestPath(st.ID) + "/preview?" + pq.Encode()
-	d := &pageData{Message: msg, Console: v}
+	h.render(w, r, status, "console-digest", &pageData{Message: msg, Console: v})
+}
+
+// consoleCounters is a digest's counters alone, for the frame on its page:
+// while the digest goes out it reloads itself, and the page around it, with
+// the test form an editor may be typing in, stays put.
+func (h *handler) consoleCounters(w http.ResponseWriter, r *http.Request, s *session) {
+	st, err := h.svc.Digest(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.consoleError(w, r, err)
+		return
+	}
+	v := h.view(r, s)
+	v.Digest = st
+	c := st.Counters
+	v.Progress = c.Sent + c.Skipped + c.Failed
+	d := &pageData{Console: v, Frame: true}
 	if st.Status == newsletter.DigestSending {
 		d.Refresh = sendingRefresh
 	}
-	h.render(w, r, status, "console-digest", d)
+	h.render(w, r, http.StatusOK, "console-counters", d)
 }
 
 // variants lists the variants a digest can be previewed as: each format,

@@ -236,6 +236,11 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 	if ct := pr.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || !strings.Contains(pr.String(), "Budget passes at dawn") {
 		t.Fatalf("text preview: %s\n%s", ct, pr.Body)
 	}
+	for _, f := range []string{"full", "lite", "text"} {
+		if got := ed.get(page + "/preview?format=" + f).Header.Get("X-Frame-Options"); got != "SAMEORIGIN" {
+			t.Errorf("%s preview: X-Frame-Options %q, want SAMEORIGIN: the console frame shows it blank", f, got)
+		}
+	}
 
 	// A test to a bad address is refused; to a good one it goes.
 	r = ed.post(page+"/test", url.Values{"to": {"nobody"}})
@@ -258,7 +263,8 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 		t.Fatalf("edit-only send: digest %s, want draft", st.Status)
 	}
 
-	// A sending digest's page refreshes itself. The queue may have sent
+	// A sending digest's page frames its counters, which refresh
+	// themselves; the page, with its test form, does not. The queue may have sent
 	// the one reader's copy before any request looks, so the digest is set
 	// sending here, as Send sets it, and the Send below resumes it.
 	digestID := strings.TrimPrefix(page, "/console/digests/")
@@ -270,8 +276,21 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 	}
 	r = ed.get(page)
 	want(t, r, http.StatusOK)
-	if !strings.Contains(r.String(), `http-equiv="refresh"`) || !strings.Contains(r.String(), `<span class="badge sending">`) {
-		t.Fatalf("a sending digest's page does not refresh itself:\n%.2000s", r.Body)
+	if strings.Contains(r.String(), `http-equiv="refresh"`) {
+		t.Fatalf("a sending digest's page reloads itself, test form and all:\n%.2000s", r.Body)
+	}
+	wantBody(t, r, `<span class="badge sending">`, `<iframe src="`+page+`/counters"`, `<a href="`+page+`">Reload the whole page</a>`)
+	cr := ed.get(page + "/counters")
+	want(t, cr, http.StatusOK)
+	wantBody(t, cr, `http-equiv="refresh"`, "<dt>Sent</dt>", "readers settled")
+	if strings.Contains(cr.String(), "<form") {
+		t.Fatalf("the counters frame holds a form:\n%.2000s", cr.Body)
+	}
+	if got := cr.Header.Get("X-Frame-Options"); got != "SAMEORIGIN" {
+		t.Errorf("counters frame: X-Frame-Options %q, want SAMEORIGIN", got)
+	}
+	if csp := cr.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self'") {
+		t.Errorf("counters frame: CSP %q does not allow the console to frame it", csp)
 	}
 
 	want(t, ed.post(page+"/send", url.Values{}), http.StatusSeeOther)
@@ -284,6 +303,9 @@ func TestConsoleArticleDigestSend(t *testing.T) {
 	}
 	if strings.Contains(r.String(), `http-equiv="refresh"`) {
 		t.Fatal("a sent digest's page refreshes itself")
+	}
+	if cr := ed.get(page + "/counters"); strings.Contains(cr.String(), `http-equiv="refresh"`) {
+		t.Fatal("a sent digest's counters frame still refreshes itself")
 	}
 	wantBody(t, r, "<dt>Sent</dt><dd>1</dd>", "1 of 1 readers settled", "The archive copy")
 	e.noServerErrors()

@@ -291,6 +291,9 @@ func (h *handler) writePreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr := w.Header()
+	// The console shows every variant in a frame of its own pages, the
+	// plain-text one too.
+	hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	body := html
 	if format == newsletter.FormatText {
 		hdr.Set("Content-Type", "text/plain; charset=utf-8")
@@ -298,7 +301,6 @@ func (h *handler) writePreview(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hdr.Set("Content-Type", "text/html; charset=utf-8")
 		hdr.Set("Content-Security-Policy", digestCSP)
-		hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

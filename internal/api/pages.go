@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/broadsheet-news/broadsheet/internal/newsletter"
 	"github.com/broadsheet-news/broadsheet/templates"
@@ -22,8 +24,10 @@ type pages struct {
 	css  template.CSS
 	csp  string
 	// consoleCSP is csp plus frame-src 'self': the console shows a
-	// digest's preview in a frame.
+	// digest's preview and its moving counters in frames.
 	consoleCSP string
+	// frameCSP is consoleCSP for a page that the console frames.
+	frameCSP string
 	byName     map[string]*template.Template
 }
 
@@ -34,12 +38,22 @@ type pages struct {
 // stylesheet by its SHA-256 hash rather than 'unsafe-inline': the hash is
 // computed here from the embedded file, so it cannot drift, and a style
 // smuggled into a page (say through a crafted email address) cannot apply.
-func parsePages(site string) (*pages, error) {
+//
+// Pages show times in the publication's zone, labelled with its
+// abbreviation ("07:00 WAT"), through the template function local.
+func parsePages(site string, loc *time.Location) (*pages, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	funcs := template.FuncMap{
+		"local":  func(t time.Time) time.Time { return t.In(loc) },
+		"plural": plural,
+	}
 	css, err := fs.ReadFile(templates.FS, "pages/style.css")
 	if err != nil {
 		return nil, fmt.Errorf("read page stylesheet: %w", err)
 	}
-	base, err := template.New("layout.html").ParseFS(templates.FS, "pages/layout.html", "pages/choices.html")
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templates.FS, "pages/layout.html", "pages/choices.html", "pages/counters.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse page layout: %w", err)
 	}
@@ -49,7 +63,7 @@ func parsePages(site string) (*pages, error) {
 	for _, name := range []string{
 		"signup", "inbox", "confirm", "confirmed", "unsubscribe", "unsubscribed",
 		"preferences", "archive", "error", "resubscribed",
-		"console-signin", "console", "console-article", "console-digest",
+		"console-signin", "console", "console-article", "console-digest", "console-counters",
 	} {
 		t, err := base.Clone()
 		if err != nil {
@@ -67,7 +81,17 @@ func parsePages(site string) (*pages, error) {
 	p.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
 		"img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 	p.consoleCSP = p.csp + "; frame-src 'self'"
+	p.frameCSP = strings.Replace(p.consoleCSP, "frame-ancestors 'none'", "frame-ancestors 'self'", 1)
 	return p, nil
+}
+
+// plural is "1 article" or "n articles": n and the noun, with an s unless
+// n is one.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // pageData is what every page template sees; each page uses some fields.
@@ -89,10 +113,13 @@ type pageData struct {
 	Digests []*newsletter.Digest
 	Next    string
 
-	// Refresh, in seconds, makes the page reload itself: the console's
-	// digest page does while the digest is going out, so that its counters
-	// move without JavaScript.
+	// Refresh, in seconds, makes the page reload itself: only the small
+	// counters page that a sending digest's page frames does, so that the
+	// counters move without JavaScript while no form is ever reloaded.
 	Refresh int
+	// Frame marks a page shown in a console frame: no masthead, bar or
+	// footer, and framing allowed from the console's own pages.
+	Frame bool
 	// Console is what the editors' console pages show; nil on reader pages.
 	Console *consoleView
 }
@@ -178,6 +205,10 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	csp := h.pages.csp
 	if d.Console != nil {
 		csp = h.pages.consoleCSP
+	}
+	if d.Frame {
+		csp = h.pages.frameCSP
+		hdr.Set("X-Frame-Options", "SAMEORIGIN")
 	}
 	hdr.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)

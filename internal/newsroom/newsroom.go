@@ -152,6 +152,10 @@ func (noTransactional) Goodbye(string) (*render.Mail, error)         { return ni
 // Sections returns the sections readers can choose from.
 func (s *Service) Sections() []newsletter.Section { return s.cfg.Site.Sections }
 
+// Location returns the publication's time zone, which its pages show
+// times in.
+func (s *Service) Location() *time.Location { return s.cfg.Site.Location }
+
 // SiteName returns the publication's name.
 func (s *Service) SiteName() string { return s.cfg.Site.Name }
 
