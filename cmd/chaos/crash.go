@@ -374,22 +374,7 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 		return err
 	}
 	defer proxy.Close()
-	var pending sync.WaitGroup
-	var eventErrs atomic.Int64
-	pubRng := env.rng("crash-aws-events")
-	var pubMu sync.Mutex
-	proxy.onSend = func(rec sendRecord) {
-		pubMu.Lock()
-		delay := time.Duration(10+pubRng.IntN(290)) * time.Millisecond
-		pubMu.Unlock()
-		pending.Add(1)
-		time.AfterFunc(delay, func() {
-			defer pending.Done()
-			if err := publishSend(context.WithoutCancel(ctx), fb, rec); err != nil {
-				eventErrs.Add(1)
-			}
-		})
-	}
+	events := publishLater(ctx, proxy, fb, env.rng("crash-aws-events"))
 
 	p, err := harness.NewParts(site)
 	if err != nil {
@@ -422,7 +407,7 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 	}
 	stopSenders()
 	<-senders
-	pending.Wait()
+	events.pending.Wait()
 
 	dlq, err := queueDepth(ctx, c, dlqURL)
 	if err != nil {
@@ -436,7 +421,7 @@ func runCrashAWS(ctx context.Context, env *runEnv, r *result) error {
 		r.set("crashed_invocations", src.crashed.Load())
 		r.set("duplicated_messages", func() int { _, d := dq.counts(); return d }())
 		r.zero("dlq", dlq)
-		r.zero("event_errors", int(eventErrs.Load()))
+		r.zero("event_errors", int(events.errs.Load()))
 	})
 }
 
@@ -522,4 +507,32 @@ func awaitAWS(ctx context.Context, r *result, store newsletter.Store, digestID s
 			return sweeps, err
 		}
 	}
+}
+
+// sendEvents is SES's Send events as publishLater delivers them: pending
+// counts those not yet handled, errs those the feedback function refused.
+type sendEvents struct {
+	pending sync.WaitGroup
+	errs    atomic.Int64
+}
+
+// publishLater hands each send the proxy accepts to the feedback function
+// as its Send event, 10 to 300 ms later (a delay drawn from rng), as SES
+// publishes them through SNS: late, and in no particular order.
+func publishLater(ctx context.Context, proxy *sesProxy, fb *awsapp.App, rng *rand.Rand) *sendEvents {
+	ev := &sendEvents{}
+	var mu sync.Mutex
+	proxy.onSend = func(rec sendRecord) {
+		mu.Lock()
+		delay := time.Duration(10+rng.IntN(290)) * time.Millisecond
+		mu.Unlock()
+		ev.pending.Add(1)
+		time.AfterFunc(delay, func() {
+			defer ev.pending.Done()
+			if err := publishSend(context.WithoutCancel(ctx), fb, rec); err != nil {
+				ev.errs.Add(1)
+			}
+		})
+	}
+	return ev
 }

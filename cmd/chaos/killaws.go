@@ -91,22 +91,7 @@ func runKillAWS(ctx context.Context, env *runEnv, r *result) error {
 		return err
 	}
 	defer proxy.Close()
-	var pending sync.WaitGroup
-	var eventErrs atomic.Int64
-	var pubMu sync.Mutex
-	pubRng := env.rng("kill-aws-events")
-	proxy.onSend = func(rec sendRecord) {
-		pubMu.Lock()
-		delay := time.Duration(10+pubRng.IntN(290)) * time.Millisecond
-		pubMu.Unlock()
-		pending.Add(1)
-		time.AfterFunc(delay, func() {
-			defer pending.Done()
-			if err := publishSend(context.WithoutCancel(ctx), fb, rec); err != nil {
-				eventErrs.Add(1)
-			}
-		})
-	}
+	events := publishLater(ctx, proxy, fb, env.rng("kill-aws-events"))
 
 	// The digest function's part: fan-out onto SQS, and the sweep.
 	p, err := harness.NewParts(site)
@@ -189,7 +174,7 @@ func runKillAWS(ctx context.Context, env *runEnv, r *result) error {
 	}
 	stopSenders()
 	senders.Wait()
-	pending.Wait()
+	events.pending.Wait()
 
 	dlq, err := queueDepth(ctx, c, dlqURL)
 	if err != nil {
@@ -220,7 +205,7 @@ func runKillAWS(ctx context.Context, env *runEnv, r *result) error {
 	r.set("sent_again_after_grace", engineLogs.count("unknown outcome not reconciled within the grace period"))
 	r.set("sweeps", sweeps)
 	r.zero("dlq", dlq)
-	r.zero("event_errors", int(eventErrs.Load()))
+	r.zero("event_errors", int(events.errs.Load()))
 	return nil
 }
 

@@ -28,7 +28,7 @@ type pages struct {
 	consoleCSP string
 	// frameCSP is consoleCSP for a page that the console frames.
 	frameCSP string
-	byName     map[string]*template.Template
+	byName   map[string]*template.Template
 }
 
 // parsePages parses every page with the layout from templates.FS.
